@@ -1,0 +1,1 @@
+"""Growth engine: growable residual networks and layer-insertion methods (torch and numpy only)."""

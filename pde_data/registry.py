@@ -1,0 +1,15 @@
+"""Problem name -> module holding its forward model. Adding a PDE problem adds one line here."""
+import importlib
+
+FORWARD_MODELS = {
+    "heat": "pde_data.heat",
+}
+
+
+def forward_model_class(problem):
+    """The `ForwardModel` class of `problem` (imported lazily: dolfinx loads only when needed)."""
+    from pde_data.errors import UserError
+
+    if problem not in FORWARD_MODELS:
+        raise UserError(f"unknown problem '{problem}' (known: {', '.join(sorted(FORWARD_MODELS))})")
+    return importlib.import_module(FORWARD_MODELS[problem]).ForwardModel

@@ -1,0 +1,1 @@
+"""Problem bindings: datasets to networks, metrics, regularizers, experiments and figures."""
