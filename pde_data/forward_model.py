@@ -14,7 +14,10 @@ A problem module (e.g. `pde_data/heat.py`) defines `class ForwardModel(BaseForwa
   `dataset_attributes()`: {dataset path: {attr: value}} (e.g. `grid_shape` on geometry points);
 - `solve(index, rng)`: {dataset name: 1-D float64 row} for sample `index`, drawing every random
   number from `rng` (built from `SeedSequence(base_seed, spawn_key=(index,))` by the driver);
-  raises `SolverFailure` when the solver does not converge.
+  raises `SolverFailure` when the solver does not converge. Collective on `comm`; every rank of
+  `comm` returns the full rows;
+- `export_xdmf(directory, index, rows)`: write the sample's fields (parameter, state) as
+  finite-element functions to XDMF files in `directory` for ParaView (`--xdmf DIR`).
 
 The driver (`pde_data.generate`) owns MPI distribution, the HDF5 store, resume and progress.
 """
