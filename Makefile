@@ -33,5 +33,11 @@ $(DATA_DIR)/%.h5: | setup
 	@mkdir -p $(DATA_DIR)
 	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(SCALE) --out $@
 
+bench: setup
+	$(PY) -m bench --scale full
+
+bench-smoke: setup
+	$(PY) -m bench --scale smoke --out results/runs
+
 clean:
 	rm -rf data results/runs
