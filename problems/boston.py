@@ -1,0 +1,83 @@
+"""Boston housing (prototype regression problem of the layerwise method, METHODS.md §A).
+
+506 census tracts, 13 features, target MEDV in thousands of dollars (Harrison & Rubinfeld 1978;
+the CSV scikit-learn shipped up to 1.1, checked by its sha256). Used only as a numerical benchmark.
+
+Split: `sklearn.model_selection.train_test_split(test_size=0.3, random_state=123)` reproduced
+without scikit-learn. ShuffleSplit draws `perm = RandomState(123).permutation(506)`,
+n_test = ceil(0.3·506) = 152, n_train = 506 − 152 = 354, test = perm[:152], train = perm[152:].
+
+Scaling: features and target are standardized with the training statistics (mean, population
+std); the target is standardized so that one set of optimizer settings suits every stage and the
+SRL residual nets. Errors are reported as MSE in the original units (thousand dollars²), the units
+of the published numbers: MSE_orig = std(y_train)² · MSE_standardized.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CSV = Path(__file__).resolve().parent / "data" / "boston_house_prices.csv"
+SHA256 = "7a466565aac125cb5c48341e3c5fde95715cd25769925af0d71bffd8e7cdfc9f"
+N_SAMPLES, N_FEATURES = 506, 13
+
+
+def load_csv(path: Path | str = CSV) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(features (506, 13), target MEDV (506,), feature names) after checking the file's sha256."""
+    path = Path(path)
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != SHA256:
+        raise ValueError(f"boston: {path} has sha256 {digest}, expected {SHA256} (not the original file)")
+    lines = raw.decode("ascii").splitlines()
+    names = [name.strip('"') for name in lines[1].split(",")]  # line 1 is "506,13,,,": skipped
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[2:] if line], dtype=np.float64)
+    if table.shape != (N_SAMPLES, N_FEATURES + 1):
+        raise ValueError(f"boston: expected {N_SAMPLES} rows of {N_FEATURES + 1} numbers, got {table.shape}")
+    return table[:, :-1], table[:, -1], names[:-1]
+
+
+def split_indices(n_samples: int = N_SAMPLES, test_size: float = 0.3,
+                  random_state: int = 123) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices exactly as scikit-learn's train_test_split/ShuffleSplit draws them."""
+    n_test = math.ceil(test_size * n_samples)
+    perm = np.random.RandomState(random_state).permutation(n_samples)
+    return perm[n_test:], perm[:n_test]
+
+
+@dataclass
+class BostonData:
+    """Standardized tensors: x_* (n, 13), y_* (n, 1); `y_std` converts errors to original units."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    y_mean: float
+    y_std: float
+
+    def mse_original(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        """Mean squared error in thousand dollars², from standardized prediction and target."""
+        return float(((prediction - target) ** 2).mean()) * self.y_std ** 2
+
+
+def load(dtype: torch.dtype = torch.float32, path: Path | str = CSV) -> BostonData:
+    x, y, _ = load_csv(path)
+    train, test = split_indices(len(x))
+    x_mean, x_std = x[train].mean(0), x[train].std(0)
+    y_mean, y_std = y[train].mean(), y[train].std()
+
+    def t(a):
+        return torch.as_tensor(a, dtype=dtype)
+
+    return BostonData(
+        x_train=t((x[train] - x_mean) / x_std), y_train=t((y[train, None] - y_mean) / y_std),
+        x_test=t((x[test] - x_mean) / x_std), y_test=t((y[test, None] - y_mean) / y_std),
+        y_mean=float(y_mean), y_std=float(y_std),
+    )
+
