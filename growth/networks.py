@@ -1,0 +1,268 @@
+"""Growable multilayer perceptrons of constant width.
+
+Notation (METHODS.md): ``h_0 = a(W_in x + b_in)``, blocks ``h_{t+1} = g_t(h_t)``, head
+``y = W_out h_T + b_out``. Locations are numbered along the depth: location 0 is right after the
+input layer (state h_0), location k right after block k (state h_k); there are ``n_blocks + 1``.
+``insert_block(k, ...)`` puts the new block at location k, i.e. it acts on h_k.
+
+Block kinds (``BLOCKS``):
+
+* ``"residual"``   ``h + σ(W h + b)``            zero W and b: the identity exactly (σ(0) = 0);
+* ``"two_weight"`` ``h + W2 σ(W1 h + b)``        W2 = 0: the identity for any W1, b (SensLI);
+* ``"dense"``      ``σ(W h + b)``                no skip connection (Forward Thinking's plain stack).
+
+Every network here implements the *growable* protocol that the growth methods rely on:
+``forward(x, location_hook=None)`` where ``location_hook(location, h) -> h`` is called on each
+hidden state; ``n_blocks``, ``n_locations``, ``width``, ``activation``, ``insert_block``;
+``architecture()``/``from_architecture()`` for :mod:`growth.checkpoint`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+from .activations import Activation, get_activation
+
+__all__ = [
+    "ResidualBlock", "TwoWeightBlock", "DenseBlock", "BLOCKS",
+    "GrowableMLP", "ResidualMLP", "PlainMLP",
+    "freeze", "unfreeze", "set_trainable", "count_parameters",
+]
+
+LocationHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def _copy_or_zero(param: nn.Parameter, value: Optional[torch.Tensor], what: str) -> None:
+    with torch.no_grad():
+        if value is None:
+            param.zero_()
+            return
+        value = torch.as_tensor(value)
+        if value.shape != param.shape:
+            raise ValueError(f"{what} has shape {tuple(value.shape)}, the block needs {tuple(param.shape)} "
+                             "(width mismatch)")
+        param.copy_(value)
+
+
+class ResidualBlock(nn.Module):
+    """``h + σ(W h + b)``; W and b default to zero, which makes the block the identity."""
+
+    kind = "residual"
+
+    def __init__(self, width: int, activation: str, weight=None, bias=None):
+        super().__init__()
+        self.activation_name = activation
+        self.act: Activation = get_activation(activation)
+        self.linear = nn.Linear(width, width)
+        _copy_or_zero(self.linear.weight, weight, "weight")
+        _copy_or_zero(self.linear.bias, bias, "bias")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.act(self.linear(h))
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "activation": self.activation_name}
+
+
+class TwoWeightBlock(nn.Module):
+    """``h + W2 σ(W1 h + b)`` (no bias after W2); W2 defaults to zero (identity), W1 and b to zero."""
+
+    kind = "two_weight"
+
+    def __init__(self, width: int, activation: str, weight=None, bias=None, weight2=None):
+        super().__init__()
+        self.activation_name = activation
+        self.act: Activation = get_activation(activation)
+        self.linear1 = nn.Linear(width, width)
+        self.linear2 = nn.Linear(width, width, bias=False)
+        _copy_or_zero(self.linear1.weight, weight, "weight")
+        _copy_or_zero(self.linear1.bias, bias, "bias")
+        _copy_or_zero(self.linear2.weight, weight2, "weight2")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.linear2(self.act(self.linear1(h)))
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "activation": self.activation_name}
+
+
+class DenseBlock(nn.Module):
+    """``σ(W h + b)``: a plain layer, no skip connection (not function preserving)."""
+
+    kind = "dense"
+
+    def __init__(self, width: int, activation: str, weight=None, bias=None):
+        super().__init__()
+        self.activation_name = activation
+        self.act: Activation = get_activation(activation)
+        self.linear = nn.Linear(width, width)
+        _copy_or_zero(self.linear.weight, weight, "weight")
+        _copy_or_zero(self.linear.bias, bias, "bias")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.act(self.linear(h))
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "activation": self.activation_name}
+
+
+BLOCKS = {cls.kind: cls for cls in (ResidualBlock, TwoWeightBlock, DenseBlock)}
+
+
+class GrowableMLP(nn.Module):
+    """Input layer (+ ``input_activation``), ``n_blocks`` blocks of kind ``block_kind``, linear head.
+
+    Initial blocks get PyTorch's default ``nn.Linear`` initialization (seed with
+    ``torch.manual_seed``); inserted blocks get exactly the values passed to :meth:`insert_block`.
+    """
+
+    block_kind = "residual"
+
+    def __init__(self, in_features: int, out_features: int, width: int, n_blocks: int,
+                 activation: str = "td", input_activation: Optional[str] = "tanh"):
+        super().__init__()
+        if min(in_features, out_features, width) < 1 or n_blocks < 0:
+            raise ValueError("in_features, out_features, width must be >= 1 and n_blocks >= 0")
+        self.in_features, self.out_features, self.width = in_features, out_features, width
+        self.activation_name = activation
+        self.activation: Activation = get_activation(activation)
+        self.input_activation_name = input_activation
+        self.input_activation: Activation = get_activation(input_activation)
+        self.input_layer = nn.Linear(in_features, width)
+        self.blocks = nn.ModuleList()
+        for _ in range(n_blocks):
+            block = BLOCKS[self.block_kind](width, activation)
+            block.apply(_default_init)
+            self.blocks.append(block)
+        self.head = nn.Linear(width, out_features)
+
+    # -- the growable protocol ------------------------------------------------------------------
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def n_locations(self) -> int:
+        return len(self.blocks) + 1
+
+    def forward(self, x: torch.Tensor, location_hook: Optional[LocationHook] = None) -> torch.Tensor:
+        h = self.input_activation(self.input_layer(x))
+        if location_hook is not None:
+            h = location_hook(0, h)
+        for k, block in enumerate(self.blocks, start=1):
+            h = block(h)
+            if location_hook is not None:
+                h = location_hook(k, h)
+        return self.head(h)
+
+    def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[h_0, ..., h_T]``, the state at every location."""
+        states: list[torch.Tensor] = []
+
+        def record(_location, h):
+            states.append(h)
+            return h
+
+        self.forward(x, location_hook=record)
+        return states
+
+    def check_location(self, location: int) -> int:
+        if not isinstance(location, int) or not 0 <= location <= self.n_blocks:
+            raise IndexError(f"location {location!r} out of range: this network has locations "
+                             f"0..{self.n_blocks} (0 after the input layer, k after block k)")
+        return location
+
+    def insert_block(self, index: int, weight=None, bias=None, block: Optional[nn.Module] = None) -> nn.Module:
+        """Insert a block at location ``index`` (acting on h_index) and return it.
+
+        Without ``block`` a block of this network's kind is built with ``weight``/``bias``
+        (None: zero); for residual kinds a zero weight and bias leave the function unchanged
+        exactly. ``block`` inserts a prebuilt block (any kind in ``BLOCKS``, width ``self.width``).
+        The new parameters live on the device and dtype of the head.
+        """
+        self.check_location(index)
+        if block is None:
+            block = BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias)
+        elif weight is not None or bias is not None:
+            raise ValueError("pass either a prebuilt block or weight/bias, not both")
+        if type(block) not in BLOCKS.values():
+            raise TypeError(f"block must be one of {sorted(BLOCKS)}, got {type(block).__name__}")
+        probe = next(block.parameters())
+        if probe.shape[-1] != self.width:
+            raise ValueError(f"block width {probe.shape[-1]} does not match network width {self.width}")
+        block.to(device=self.head.weight.device, dtype=self.head.weight.dtype)
+        self.blocks.insert(index, block)
+        return block
+
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this (possibly grown) network, as plain JSON data."""
+        return {"in_features": self.in_features, "out_features": self.out_features, "width": self.width,
+                "activation": self.activation_name, "input_activation": self.input_activation_name,
+                "blocks": [b.spec() for b in self.blocks]}
+
+    @classmethod
+    def from_architecture(cls, arch: dict) -> "GrowableMLP":
+        net = cls(arch["in_features"], arch["out_features"], arch["width"], 0,
+                  activation=arch["activation"], input_activation=arch["input_activation"])
+        for spec in arch["blocks"]:
+            net.blocks.append(BLOCKS[spec["kind"]](arch["width"], spec["activation"]))
+        return net
+
+    def extra_repr(self) -> str:
+        kinds = [b.kind for b in self.blocks]
+        return f"width={self.width}, activation={self.activation_name!r}, blocks={kinds}"
+
+
+def _default_init(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        module.reset_parameters()
+
+
+class ResidualMLP(GrowableMLP):
+    """Residual MLP: blocks ``h + σ(W h + b)`` (the authors' architecture for the TD and layerwise methods)."""
+
+    block_kind = "residual"
+
+
+class PlainMLP(GrowableMLP):
+    """Plain MLP without skip connections: blocks ``σ(W h + b)`` (Forward Thinking)."""
+
+    block_kind = "dense"
+
+
+# -- freezing and counting --------------------------------------------------------------------
+def _parameters(items: Iterable) -> list[nn.Parameter]:
+    out: list[nn.Parameter] = []
+    for item in items:
+        out.extend(item.parameters() if isinstance(item, nn.Module) else [item])
+    return out
+
+
+def freeze(*items) -> None:
+    """Stop gradients for the given modules/parameters (``requires_grad = False``)."""
+    for p in _parameters(items):
+        p.requires_grad_(False)
+
+
+def unfreeze(*items) -> None:
+    """Let gradients flow again into the given modules/parameters."""
+    for p in _parameters(items):
+        p.requires_grad_(True)
+
+
+def set_trainable(net: nn.Module, items: Iterable) -> list[nn.Parameter]:
+    """Make exactly ``items`` (modules or parameters) trainable in ``net``; return them in ``net`` order."""
+    chosen = {id(p) for p in _parameters(items)}
+    trainable = []
+    for p in net.parameters():
+        p.requires_grad_(id(p) in chosen)
+        if id(p) in chosen:
+            trainable.append(p)
+    return trainable
+
+
+def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with ``requires_grad`` if ``trainable_only``)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
