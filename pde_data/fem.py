@@ -136,6 +136,26 @@ def _adjacency_array(adjacency):
     return adjacency.array.reshape(adjacency.num_nodes, -1)
 
 
+def p1_simplex_geometry(space):
+    """Cell data of a scalar P1 space on an affine simplex mesh (triangles, tetrahedra), for the
+    exact element integrals that need no quadrature:
+    (dofs (n_cells, d+1) local dof indices, volumes (n_cells,) |e|,
+     gradients (n_cells, d+1, gdim) the constant gradients of the barycentric basis functions).
+    Owned cells only. Vectorized over cells (no Python loop)."""
+    dofs = cell_dofs(space)
+    d = space.mesh.topology.dim
+    if dofs.shape[1] != d + 1 or space.dofmap.index_map_bs != 1:
+        raise NotImplementedError("p1_simplex_geometry needs a scalar P1 space on simplices")
+    x = space.tabulate_dof_coordinates()[:, :space.mesh.geometry.dim][dofs]
+    edges = x[:, 1:, :] - x[:, :1, :]  # (n, d, gdim): rows x_j - x_0
+    if edges.shape[1] != edges.shape[2]:
+        raise NotImplementedError("p1_simplex_geometry needs gdim == tdim")
+    inverse = np.linalg.inv(edges)  # columns: gradients of lambda_1..lambda_d
+    grads_rest = np.transpose(inverse, (0, 2, 1))
+    gradients = np.concatenate([-grads_rest.sum(axis=1, keepdims=True), grads_rest], axis=1)
+    volumes = np.abs(np.linalg.det(edges)) / float(np.prod(np.arange(1, d + 1)))
+    return dofs, volumes, gradients
+
 # --- boundary conditions ------------------------------------------------------------------------
 
 def boundary_dofs(space, marker):
