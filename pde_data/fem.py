@@ -396,3 +396,85 @@ def write_xdmf(path, mesh, functions, time=0.0):
         xdmf.write_mesh(mesh)
         for u in functions:
             xdmf.write_function(u, time)
+
+
+# --- periodic constraints (dolfinx_mpc) ----------------------------------------------------------
+# dolfinx_mpc follows dolfinx's versions (0.5.0 with dolfinx 0.5.2); its calls live here only.
+
+def periodic_unit_square(space, bcs=(), tolerance=1e-10):
+    """The multi-point constraint making `space` periodic on the unit torus: every dof on x = 1
+    or y = 1 (a slave) takes the value of its image (x mod 1, y mod 1) (the master); the corner
+    (1,1) maps to (0,0). Dofs of Dirichlet `bcs` are never slaves. Returns the finalized
+    constraint; functions, forms and solves then live on `constrained_space(constraint)`."""
+    import dolfinx_mpc
+
+    def on_slave_side(x):
+        return np.isclose(x[0], 1.0, atol=tolerance) | np.isclose(x[1], 1.0, atol=tolerance)
+
+    def image(x):
+        y = x.copy()
+        for i in range(2):
+            y[i] = np.where(np.isclose(x[i], 1.0, atol=tolerance), x[i] - 1.0, x[i])
+        return y
+
+    constraint = dolfinx_mpc.MultiPointConstraint(space)
+    constraint.create_periodic_constraint_geometrical(space, on_slave_side, image, list(bcs))
+    constraint.finalize()
+    return constraint
+
+
+def constrained_space(constraint):
+    """The function space of a finalized constraint (the original space with the index map that
+    the constrained assembly needs)."""
+    return constraint.function_space
+
+
+def slave_dofs(constraint):
+    """Local indices of the constrained (slave) dofs."""
+    return np.asarray(constraint.slaves, dtype=np.int32)
+
+
+def assemble_constrained_matrix(compiled, constraint, bcs=()):
+    """The bilinear form assembled on the constrained space, P^T A P on the master dofs, as a
+    PETSc matrix of the full size with identity rows/columns at slave dofs and at `bcs`."""
+    import dolfinx_mpc
+
+    return dolfinx_mpc.assemble_matrix(compiled, constraint, bcs=list(bcs))
+
+
+def assemble_constrained_vector(compiled, constraint, b=None):
+    """The linear form assembled on the constrained space (P^T b: slave contributions added to
+    their masters, zero at slaves), into the PETSc vector `b` when given (no reallocation)."""
+    import dolfinx_mpc
+
+    return dolfinx_mpc.assemble_vector(compiled, constraint, b)
+
+
+def apply_constraint(constraint, vector):
+    """Set the slave entries of the PETSc `vector` from its masters (after a constrained solve)."""
+    constraint.backsubstitution(vector)
+
+
+def dof_bc(space, point, value=0.0, tolerance=1e-10):
+    """The Dirichlet condition u = `value` at the dof(s) located at `point` (e.g. pinning the
+    constant of a pure-Neumann or periodic problem)."""
+    point = np.asarray(point, dtype=float)
+
+    def at_point(x):
+        return np.all(np.isclose(x[:len(point)].T, point, atol=tolerance), axis=1)
+
+    dofs = dolfinx.fem.locate_dofs_geometrical(space, at_point)
+    return dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, space)
+
+
+def factorized(A, comm):
+    """A KSP that solves with the sparse direct factorization of the PETSc matrix `A`, computed
+    once here; each `ksp.solve(b, x)` is then one forward and one back substitution."""
+    ksp = PETSc.KSP().create(comm)
+    ksp.setOperators(A)
+    ksp.setType("preonly")
+    pc = ksp.getPC()
+    pc.setType("lu")
+    pc.setFactorSolverType("mumps" if comm.size > 1 else "petsc")
+    ksp.setUp()
+    return ksp
