@@ -3,6 +3,7 @@ import importlib
 
 FORWARD_MODELS = {
     "heat": "pde_data.heat",
+    "wind": "pde_data.wind",
 }
 
 
