@@ -478,3 +478,12 @@ def factorized(A, comm):
     pc.setFactorSolverType("mumps" if comm.size > 1 else "petsc")
     ksp.setUp()
     return ksp
+
+
+def assemble_petsc_matrix(compiled):
+    """The assembled bilinear form (square or rectangular: trial and test spaces may differ) as a
+    PETSc matrix, for repeated products `M.mult(petsc_vector(u), petsc_vector(v))` mapping a
+    function's owned coefficients to a functional's owned entries (ghost contributions summed)."""
+    M = dolfinx.fem.petsc.assemble_matrix(compiled)
+    M.assemble()
+    return M
