@@ -316,7 +316,7 @@ class PointEvaluator:
 
     Each point gets exactly one owning process: the lowest rank having an OWNED cell that
     contains it (ghost cells are not counted), so a point on a partition boundary (a shared
-    facet or vertex) is evaluated once. `evaluate(u)` returns the values on every rank in point
+    facet or vertex) is evaluated once (`n_containing[i]` counts the ranks that could own it). `evaluate(u)` returns the values on every rank in point
     order, shape (n,) for a scalar space and (n, value size) otherwise; the non-owners contribute
     exact zeros to a sum, so the result is bit-identical to a serial evaluation.
     Raises ValueError naming the first point that no cell contains (outside the domain).
@@ -353,6 +353,9 @@ class PointEvaluator:
         if len(outside):
             raise ValueError(f"point {outside[0]} at {self.points[outside[0], :points.shape[1]]} "
                              f"lies outside the mesh")
+        found = (cells >= 0).astype(np.int32)
+        self.n_containing = np.empty_like(found)  # ranks holding the point in an owned cell
+        self.comm.Allreduce(found, self.n_containing, op=MPI.SUM)
         self.owner = owner
         self.local = np.flatnonzero(owner == rank)
         self.cells = cells[self.local]

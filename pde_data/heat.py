@@ -153,7 +153,7 @@ class ForwardModel(BaseForwardModel):
         self.solver.solve(self.state)
         u = self.state.x.array.copy()
         clean = self.B @ u
-        noise_std = self.settings["noise_level"] * np.sqrt(np.mean(clean**2))
+        noise_std = self.settings["noise_level"] * np.sqrt(clean @ clean / len(clean))
         noisy = clean + noise_std * rng.standard_normal(len(clean))
         return {"parameters": m, "observations": noisy, "observations_clean": clean,
                 "states": u, "latent": z}
