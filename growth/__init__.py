@@ -3,4 +3,9 @@ from .activations import ACTIVATIONS, Activation, get_activation
 from .networks import (BLOCKS, DenseBlock, GrowableMLP, PlainMLP, ResidualBlock, ResidualMLP, TwoWeightBlock,
                        count_parameters, freeze, set_trainable, unfreeze)
 from .checkpoint import load, register_network, save
+from .proposal import Proposal, apply_proposal, states_and_adjoints
+from .topological import line_search, q_blocks, topological_derivative
+from .sensitivity import sensitivity_scores, sensitivity_scores_reference
 from .trainer import Context, GrowResult, Strategy, carry_optimizer, evaluate_loss, grow
+from .strategies import (FixedBaseline, ForwardThinking, Net2DeeperNet, RandomInsertion, SensitivityStrategy,
+                         TopologicalStrategy)

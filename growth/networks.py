@@ -51,11 +51,11 @@ class ResidualBlock(nn.Module):
 
     kind = "residual"
 
-    def __init__(self, width: int, activation: str, weight=None, bias=None):
+    def __init__(self, width: int, activation: str, weight=None, bias=None, dtype=None, device=None):
         super().__init__()
         self.activation_name = activation
         self.act: Activation = get_activation(activation)
-        self.linear = nn.Linear(width, width)
+        self.linear = nn.Linear(width, width, dtype=dtype, device=device)
         _copy_or_zero(self.linear.weight, weight, "weight")
         _copy_or_zero(self.linear.bias, bias, "bias")
 
@@ -71,12 +71,12 @@ class TwoWeightBlock(nn.Module):
 
     kind = "two_weight"
 
-    def __init__(self, width: int, activation: str, weight=None, bias=None, weight2=None):
+    def __init__(self, width: int, activation: str, weight=None, bias=None, weight2=None, dtype=None, device=None):
         super().__init__()
         self.activation_name = activation
         self.act: Activation = get_activation(activation)
-        self.linear1 = nn.Linear(width, width)
-        self.linear2 = nn.Linear(width, width, bias=False)
+        self.linear1 = nn.Linear(width, width, dtype=dtype, device=device)
+        self.linear2 = nn.Linear(width, width, bias=False, dtype=dtype, device=device)
         _copy_or_zero(self.linear1.weight, weight, "weight")
         _copy_or_zero(self.linear1.bias, bias, "bias")
         _copy_or_zero(self.linear2.weight, weight2, "weight2")
@@ -93,11 +93,11 @@ class DenseBlock(nn.Module):
 
     kind = "dense"
 
-    def __init__(self, width: int, activation: str, weight=None, bias=None):
+    def __init__(self, width: int, activation: str, weight=None, bias=None, dtype=None, device=None):
         super().__init__()
         self.activation_name = activation
         self.act: Activation = get_activation(activation)
-        self.linear = nn.Linear(width, width)
+        self.linear = nn.Linear(width, width, dtype=dtype, device=device)
         _copy_or_zero(self.linear.weight, weight, "weight")
         _copy_or_zero(self.linear.bias, bias, "bias")
 
@@ -180,11 +180,14 @@ class GrowableMLP(nn.Module):
         Without ``block`` a block of this network's kind is built with ``weight``/``bias``
         (None: zero); for residual kinds a zero weight and bias leave the function unchanged
         exactly. ``block`` inserts a prebuilt block (any kind in ``BLOCKS``, width ``self.width``).
-        The new parameters live on the device and dtype of the head.
+        A prebuilt block must have the network's dtype and device (build it with ``dtype=``,
+        ``device=``): converting afterwards would round the values it was built with.
         """
         self.check_location(index)
+        ref = self.head.weight
         if block is None:
-            block = BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias)
+            block = BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias,
+                                            dtype=ref.dtype, device=ref.device)
         elif weight is not None or bias is not None:
             raise ValueError("pass either a prebuilt block or weight/bias, not both")
         if type(block) not in BLOCKS.values():
@@ -192,7 +195,9 @@ class GrowableMLP(nn.Module):
         probe = next(block.parameters())
         if probe.shape[-1] != self.width:
             raise ValueError(f"block width {probe.shape[-1]} does not match network width {self.width}")
-        block.to(device=self.head.weight.device, dtype=self.head.weight.dtype)
+        if probe.dtype != ref.dtype or probe.device != ref.device:
+            raise ValueError(f"block has dtype {probe.dtype} on {probe.device}, the network {ref.dtype} on "
+                             f"{ref.device}; build it with dtype= and device=")
         self.blocks.insert(index, block)
         return block
 

@@ -1,0 +1,118 @@
+"""Sensitivity-based layer insertion, SensLI (METHODS.md §C).
+
+A *virtual* block at location l, held at function-preserving values, changes nothing; the
+Lagrange multiplier of the constraint "θ_new = its preserving value" is −∂J/∂θ_new, so
+``‖∂J/∂θ_new‖²`` is the first-order decrease available from freeing that block. With
+``λ_{s,l} = −∂J/∂h_{s,l}`` of the real network (J the mean loss) the gradients are closed forms,
+so one forward + backward pass of the real network gives every score (no doubled network):
+
+* ``"two_weight"``: ``x + W2 σ(W1 x + b)`` at ``W1 = 0.8·I, b = 0, W2 = 0`` (any σ):
+  ``∂J/∂W2 = −Σ_s λ_s σ(0.8 h_s)ᵀ`` (∂J/∂W1 = ∂J/∂b = 0 because W2 = 0), score ``‖∂J/∂W2‖²_F``;
+* ``"one_weight"``: ``x + σ(W x + b)`` at ``W = b = 0`` (needs σ(0) = 0 ≠ σ'(0)):
+  ``∂J/∂W = −σ'(0) Σ_s λ_s h_sᵀ``, ``∂J/∂b = −σ'(0) Σ_s λ_s``, score ``‖∂J/∂W‖² + ‖∂J/∂b‖²``.
+
+The proposal inserts the block at those function-preserving values (the score only picks the
+location); ``predicted_decrease`` is 0. :func:`sensitivity_scores_reference` computes the same
+scores the authors' way, by autograd on an explicitly extended network (tests and benchmarks).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .networks import ResidualBlock, TwoWeightBlock
+from .proposal import Proposal, states_and_adjoints
+
+__all__ = ["sensitivity_scores", "sensitivity_scores_reference", "check_sensitivity", "W1_SCALE"]
+
+W1_SCALE = 0.8
+KINDS = ("two_weight", "one_weight")
+
+
+def check_sensitivity(net: nn.Module, kind: str) -> None:
+    """ValueError unless the SensLI virtual block ``kind`` can be used on ``net``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    act = getattr(net, "activation", None)
+    if act is None:
+        raise TypeError(f"{type(net).__name__} is not a growable network (no .activation)")
+    if kind == "one_weight" and (act.d0 != 0.0 or act.d1 == 0.0):
+        raise ValueError(f"the one-weight SensLI block needs σ(0) = 0 ≠ σ'(0); activation {act.name!r} "
+                         f"has σ(0) = {act.d0}, σ'(0) = {act.d1} (use kind='two_weight', or elu/tanh)")
+    if kind == "one_weight" and getattr(net, "block_kind", None) != "residual":
+        raise ValueError("the one-weight SensLI block is a residual block; this network grows "
+                         f"{getattr(net, 'block_kind', None)!r} blocks")
+
+
+def _proposal(net: nn.Module, location: int, score: float, kind: str) -> Proposal:
+    w1 = None
+    if kind == "two_weight":
+        ref = net.head.weight
+        w1 = W1_SCALE * torch.eye(net.width, dtype=ref.dtype, device=ref.device)
+    return Proposal(location=location, score=score, weight=w1, predicted_decrease=0.0,
+                    kind="two_weight" if kind == "two_weight" else "residual")
+
+
+def sensitivity_scores(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+                       kind: str = "two_weight", include_bias: bool = True,
+                       batch_size: Optional[int] = None) -> list[Proposal]:
+    """One :class:`Proposal` per location, score ``‖∂J/∂θ_virtual‖²`` (see the module docstring).
+
+    ``include_bias`` (one-weight only) adds the bias gradient to the score, as the authors do.
+    """
+    check_sensitivity(net, kind)
+    act, d1 = net.activation, net.activation.d1
+    grads: list = [None] * net.n_locations
+    bias_grads: list = [None] * net.n_locations
+    for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
+        for l, (h, lam) in enumerate(zip(states, adjoints)):
+            g = lam.T @ (act(W1_SCALE * h) if kind == "two_weight" else h)
+            grads[l] = g if grads[l] is None else grads[l] + g
+            gb = lam.sum(0)
+            bias_grads[l] = gb if bias_grads[l] is None else bias_grads[l] + gb
+    proposals = []
+    for l in range(net.n_locations):
+        if kind == "two_weight":
+            score = float(grads[l].square().sum())
+        else:
+            score = d1 ** 2 * float(grads[l].square().sum() + include_bias * bias_grads[l].square().sum())
+        proposals.append(_proposal(net, l, score, kind))
+    return proposals
+
+
+def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
+                                 *, kind: str = "two_weight", include_bias: bool = True,
+                                 batch_size: Optional[int] = None) -> list[Proposal]:
+    """The same scores by autograd on a copy of ``net`` with a virtual block at every location
+    (the authors' doubled network). For verification and benchmarks."""
+    check_sensitivity(net, kind)
+    ext = copy.deepcopy(net)
+    virtual = {}
+    like = {"dtype": net.head.weight.dtype, "device": net.head.weight.device}
+    for l in reversed(range(net.n_locations)):  # inserting from the end keeps the numbering valid
+        if kind == "two_weight":
+            eye = W1_SCALE * torch.eye(net.width, **like)
+            block = TwoWeightBlock(net.width, net.activation_name, weight=eye, **like)
+        else:
+            block = ResidualBlock(net.width, net.activation_name, **like)
+        virtual[l] = ext.insert_block(l, block=block)
+    ext.zero_grad(set_to_none=True)
+    n = inputs.shape[0]
+    bs = n if batch_size is None else batch_size
+    for i in range(0, n, bs):
+        xb, yb = inputs[i:i + bs], targets[i:i + bs]
+        (loss_fn(ext(xb), yb) * (xb.shape[0] / n)).backward()
+    proposals = []
+    for l in range(net.n_locations):
+        block = virtual[l]
+        if kind == "two_weight":
+            score = float(block.linear2.weight.grad.square().sum())
+        else:
+            score = float(block.linear.weight.grad.square().sum()
+                          + include_bias * block.linear.bias.grad.square().sum())
+        proposals.append(_proposal(net, l, score, kind))
+    return proposals
+

@@ -1,0 +1,153 @@
+"""Topological derivative of the loss with respect to inserting a residual block (METHODS.md §B).
+
+Perturbation: between h_l and the rest of the network insert ``x + σ(ε(Φ x + b))`` with
+σ(0) = σ'(0) = 0 ≠ σ''(0). Then ``δh_{s,l} = (ε²/2) σ''(0) (Φ h_{s,l} + b)² + O(ε³)`` (elementwise
+square), and with ``λ_{s,l} = −∂J/∂h_{s,l}`` (J the mean loss over the S samples)
+
+    J(ε) − J(0) = −(ε²/2) Σ_r φ_rᵀ Q_{l,r} φ_r + O(ε³),   Q_{l,r} = σ''(0) Σ_s λ_{s,l,r} h̃_{s,l} h̃_{s,l}ᵀ,
+
+where φ_r is row r of Φ (augmented by b_r when ``bias=True``, then h̃ = [h; 1], otherwise h̃ = h).
+Q_l = blockdiag_r(Q_{l,r}) is never formed: the n blocks (n×n, or (n+1)×(n+1)) are accumulated over
+mini-batches from the upper triangle of h̃ h̃ᵀ with one matrix product per batch (S·n³/2 flops per
+location), and their eigenpairs come from one batched ``eigh`` (n⁴). The best unit direction is the
+top eigenvector of the block with the largest eigenvalue: a single new neuron (row r*). The
+authors' multi-neuron rule instead sums every eigenvector (over all blocks) whose eigenvalue is at
+least ``ratio · λ_max`` and normalizes; the proposal's ``score`` is then that direction's Rayleigh
+quotient ``φᵀ Q_l φ`` (the mean of the chosen eigenvalues), so that ``−(ε²/2)·score`` remains the
+predicted change; locations are ranked by λ_max(Q_l). λ_max ≤ 0 at every location means no
+second-order descent exists.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .proposal import Proposal, states_and_adjoints
+
+__all__ = ["check_td_activation", "q_blocks", "topological_derivative", "line_search", "dense_q"]
+
+
+def check_td_activation(net: nn.Module) -> float:
+    """σ''(0) of the network's block activation; ValueError unless σ(0) = σ'(0) = 0 ≠ σ''(0)."""
+    act = getattr(net, "activation", None)
+    if act is None or not hasattr(act, "admits_topological_derivative"):
+        raise TypeError(f"{type(net).__name__} is not a growable network (no .activation)")
+    if getattr(net, "block_kind", None) != "residual":
+        raise ValueError("the topological derivative inserts residual blocks h + σ(εΦh); "
+                         f"{type(net).__name__} grows blocks of kind {getattr(net, 'block_kind', None)!r}")
+    if not act.admits_topological_derivative:
+        raise ValueError(f"the topological derivative needs σ(0) = σ'(0) = 0 ≠ σ''(0); activation "
+                         f"{act.name!r} has σ(0) = {act.d0}, σ'(0) = {act.d1}, σ''(0) = {act.d2} "
+                         "(use activation='td', σ = 2·SiLU − tanh)")
+    return act.d2
+
+
+def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+             bias: bool = False, locations: Optional[Sequence[int]] = None,
+             batch_size: Optional[int] = None) -> dict[int, torch.Tensor]:
+    """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, m = n (+1 with bias)."""
+    d2 = check_td_activation(net)
+    locs = list(range(net.n_locations)) if locations is None else [net.check_location(l) for l in locations]
+    m = net.width + int(bias)
+    iu = torch.triu_indices(m, m, device=inputs.device)
+    tri: dict[int, torch.Tensor] = {}
+    for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
+        for l in locs:
+            h, lam = states[l], adjoints[l]
+            if bias:
+                h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+            term = lam.T @ (h[:, iu[0]] * h[:, iu[1]])  # (n, m(m+1)/2): Σ_s λ_{s,r} h_i h_j, i ≤ j
+            tri[l] = term if l not in tri else tri[l] + term
+    out = {}
+    for l in locs:
+        q = tri[l].new_zeros(net.width, m, m)
+        q[:, iu[0], iu[1]] = tri[l]
+        q[:, iu[1], iu[0]] = tri[l]
+        out[l] = d2 * q
+    return out
+
+
+def _direction(q: torch.Tensor, multi_neuron: bool, ratio: float, max_neurons: Optional[int]):
+    """(unit direction (n, m), φᵀQφ, λ_max) from the blocks q (n, m, m)."""
+    evals, evecs = torch.linalg.eigh(q)  # ascending per block
+    n, m = evals.shape
+    flat = evals.reshape(-1)
+    top = int(torch.argmax(flat))
+    lam_max = float(flat[top])
+    if multi_neuron and lam_max > 0:
+        chosen = torch.nonzero(flat >= ratio * lam_max).flatten()
+        chosen = chosen[torch.argsort(flat[chosen], descending=True)][:max_neurons]
+    else:
+        chosen = torch.tensor([top])
+    phi = q.new_zeros(n, m)
+    for idx in chosen.tolist():
+        r, k = divmod(idx, m)
+        v = evecs[r, :, k]
+        phi[r] += v * torch.sign(v[torch.argmax(v.abs())])  # fixed sign: largest entry positive
+    phi /= torch.linalg.norm(phi)
+    score = float(torch.einsum("ri,rij,rj->", phi, q, phi))
+    return phi, score, lam_max
+
+
+def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+                           locations: Optional[Sequence[int]] = None, multi_neuron: bool = False,
+                           ratio: float = 0.5, max_neurons: Optional[int] = None, bias: bool = False,
+                           eps: float = 1.0, batch_size: Optional[int] = None) -> list[Proposal]:
+    """One :class:`Proposal` per location (all by default), from one forward + backward pass per batch.
+
+    ``weight`` (and ``bias`` with ``bias=True``) is the unit direction φ, ``score = φᵀ Q_l φ``,
+    ``eigenvalue = λ_max(Q_l)``, ``predicted_decrease = eps²/2 · score`` for the given ``eps``
+    (choose ε with :func:`line_search`). ``multi_neuron``/``ratio``/``max_neurons``: the authors'
+    rule (eigenvectors with eigenvalue ≥ ratio·λ_max, at most ``max_neurons``).
+    """
+    proposals = []
+    for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
+                         batch_size=batch_size).items():
+        phi, score, lam_max = _direction(q, multi_neuron, ratio, max_neurons)
+        w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
+        proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
+                                  predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=lam_max))
+    return proposals
+
+
+def line_search(net: nn.Module, proposal: Proposal, loss: Callable[[nn.Module], float], *,
+                step: float = 0.1, max_steps: int = 100, min_step: float = 1e-4
+                ) -> tuple[Optional[Proposal], float]:
+    """Insert ``proposal`` into ``net`` at the ε that the authors' line search picks.
+
+    ε = step, 2·step, ... while the loss ``loss(net)`` keeps decreasing (at most ``max_steps``);
+    if already ε = step does not decrease it, the step is halved (down to ``min_step``). Returns
+    (proposal at the chosen ε, its loss); if no ε decreases the loss, the block is removed again
+    and (None, loss before) is returned.
+    """
+    block = net.insert_block(proposal.location)
+    base = loss(net)
+
+    def set_eps(eps):
+        with torch.no_grad():
+            block.linear.weight.copy_(eps * proposal.weight)
+            if proposal.bias is not None:
+                block.linear.bias.copy_(eps * proposal.bias)
+
+    best_eps, best = 0.0, base
+    while step >= min_step and best_eps == 0.0:
+        for k in range(1, max_steps + 1):
+            set_eps(k * step)
+            value = loss(net)
+            if value >= best:
+                break
+            best_eps, best = k * step, value
+        step /= 2
+    if best_eps == 0.0:
+        del net.blocks[proposal.location]
+        return None, base
+    set_eps(best_eps)
+    return proposal.with_eps(best_eps), best
+
+
+def dense_q(blocks: torch.Tensor) -> torch.Tensor:
+    """The dense (n·m)×(n·m) matrix Q_l = blockdiag_r(Q_{l,r}) as the authors' code forms it
+    (reference for tests and benchmarks only: O(n⁶) to eigendecompose)."""
+    return torch.block_diag(*blocks)
