@@ -220,6 +220,13 @@ def _csr_to_coo(A):
     return rows.astype(np.int64), cols.astype(np.int64), values.copy()
 
 
+def _create_vector(L):
+    """A PETSc vector for linear form L (0.10 builds it from the function space)."""
+    if DOLFINX_VERSION >= (0, 10):
+        return dolfinx.fem.petsc.create_vector(L.function_spaces[0])
+    return dolfinx.fem.petsc.create_vector(L)
+
+
 def direct_options():
     """PETSc options for a sparse direct solve: LU (PETSc's own on one process, MUMPS in
     parallel). Best for 2-D problems up to ~10^5 dofs."""
@@ -258,7 +265,7 @@ class LinearSolver:
         space = a.function_spaces[0]
         comm = comm if comm is not None else space.mesh.comm
         self.A = dolfinx.fem.petsc.create_matrix(a)
-        self.b = dolfinx.fem.petsc.create_vector(L)
+        self.b = _create_vector(L)
         LinearSolver._count += 1
         prefix = f"pde_data_solver_{LinearSolver._count}_"
         options = dict(petsc_options or default_options(n_global_dofs(space)))
@@ -316,9 +323,10 @@ class PointEvaluator:
 
     Each point gets exactly one owning process: the lowest rank having an OWNED cell that
     contains it (ghost cells are not counted), so a point on a partition boundary (a shared
-    facet or vertex) is evaluated once (`n_containing[i]` counts the ranks that could own it). `evaluate(u)` returns the values on every rank in point
-    order, shape (n,) for a scalar space and (n, value size) otherwise; the non-owners contribute
-    exact zeros to a sum, so the result is bit-identical to a serial evaluation.
+    facet or vertex) is evaluated once; `n_containing[i]` counts the ranks that could own it.
+    `evaluate(u)` returns the values on every rank in point order, shape (n,) for a scalar
+    space and (n, value size) otherwise; the non-owners contribute exact zeros to a sum, so the
+    result is bit-identical to a serial evaluation.
     Raises ValueError naming the first point that no cell contains (outside the domain).
     """
 
@@ -454,20 +462,10 @@ def assemble_constrained_vector(compiled, constraint, b=None):
 
 
 def apply_constraint(constraint, vector):
-    """Set the slave entries of the PETSc `vector` from its masters (after a constrained solve)."""
+    """Set the slave entries of the PETSc `vector` from its masters (after a constrained solve),
+    whatever they held before (dolfinx_mpc's back-substitution adds to them)."""
+    constraint.homogenize(vector)
     constraint.backsubstitution(vector)
-
-
-def dof_bc(space, point, value=0.0, tolerance=1e-10):
-    """The Dirichlet condition u = `value` at the dof(s) located at `point` (e.g. pinning the
-    constant of a pure-Neumann or periodic problem)."""
-    point = np.asarray(point, dtype=float)
-
-    def at_point(x):
-        return np.all(np.isclose(x[:len(point)].T, point, atol=tolerance), axis=1)
-
-    dofs = dolfinx.fem.locate_dofs_geometrical(space, at_point)
-    return dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, space)
 
 
 def factorized(A, comm):

@@ -3,6 +3,7 @@ import importlib
 
 FORWARD_MODELS = {
     "heat": "pde_data.heat",
+    "navier_stokes": "pde_data.navier_stokes",
     "wind": "pde_data.wind",
 }
 
