@@ -100,12 +100,6 @@ def petsc_vector(u):
     return u.x.petsc_vec if DOLFINX_VERSION >= (0, 8) else u.vector
 
 
-def n_owned_dofs(space):
-    """Number of scalar dofs this process owns (block size included)."""
-    index_map = space.dofmap.index_map
-    return index_map.size_local * space.dofmap.index_map_bs
-
-
 def n_global_dofs(space):
     """Number of scalar dofs over all processes (block size included)."""
     index_map = space.dofmap.index_map
@@ -330,7 +324,7 @@ class PointEvaluator:
     Raises ValueError naming the first point that no cell contains (outside the domain).
     """
 
-    def __init__(self, space, points, comm=None, tolerance=1e-12):
+    def __init__(self, space, points, comm=None):
         mesh = space.mesh
         self.space = space
         self.comm = comm if comm is not None else mesh.comm
