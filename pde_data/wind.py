@@ -107,7 +107,7 @@ class ForwardModel(BaseForwardModel):
             require(key, settings[key] < top, f"must be below the domain top, {top:g} m above "
                     "the highest terrain point")
 
-    def __init__(self, settings, comm):
+    def __init__(self, settings, comm=MPI.COMM_SELF):
         s = self.settings_ = dict(settings)
         self.comm = comm
         self.terrain = _terrain(s)
