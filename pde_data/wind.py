@@ -15,7 +15,9 @@ following); λ ∈ P1; u0 enters through its nodal P1 interpolant u0_h, so the r
 fixed linear map of u0_h and on flat terrain u0_h is itself exactly divergence-free (λ = 0). The
 stiffness matrix does not depend on the sample: it is assembled, and the AMG hierarchy of the
 CG + BoomerAMG solver built, once per dataset. The stored velocity is the continuous P1 field
-u_h = u0_h + A⁻¹ G λ, G the mass-lumped L2 projection of ∇λ onto P1 (gradient recovery).
+u_h = u0_h + A⁻¹ G λ, G the mass-lumped L2 projection of ∇λ onto P1 (gradient recovery); the
+discrete divergence vanishes (to solver tolerance) for u0_h + A⁻¹∇λ, while the recovered u_h is
+divergence-free only up to its O(h) recovery error.
 
 Per sample (drawn from the sample's rng): the first guess is the neutral logarithmic
 boundary-layer profile u0 = U ln(1 + z'/z0)/ln(1 + z_ref/z0)·(cos θ, sin θ, 0), z' = height above

@@ -89,6 +89,13 @@ def test_normal_velocity_at_terrain_vanishes_under_refinement():
         assert np.log2(errors[0] / errors[2]) / 2 > 0.5
 
 
+def test_amg_iterations_bounded_under_refinement():
+    """CG + BoomerAMG needs about the same number of iterations as every cell edge is halved."""
+    counts = [model(mesh_shape=[6 * k, 6 * k, 4 * k]).solve(0, sample_rng(0, 0))["iterations"][0]
+              for k in (1, 2, 4)]
+    assert max(counts) <= min(counts) + 3 and max(counts) <= 15
+
+
 def test_sensor_speed_converges_under_refinement():
     """The speed at every 10 m mast converges: successive differences shrink at least fivefold."""
     speeds = []
@@ -203,7 +210,7 @@ def test_cli_mesh_and_sample_parallel_agree_with_serial(tmp_path):
     """`--procs-per-sample 2` (mesh-parallel) and 2 sample-parallel ranks write the serial
     file's rows up to solver tolerance (sample-parallel: bit for bit)."""
     files = {}
-    for label, nprocs, extra in (("serial", None, []), ("samples", 2, []),
+    for label, nprocs, extra in (("serial", None, ["--xdmf", tmp_path / "xdmf"]), ("samples", 2, []),
                                  ("mesh", 2, ["--procs-per-sample", "2"])):
         files[label] = tmp_path / f"{label}.h5"
         result = run_cli(["generate", "wind", "--preset", "smoke", "--n-samples", "3",
@@ -212,6 +219,8 @@ def test_cli_mesh_and_sample_parallel_agree_with_serial(tmp_path):
     with h5py.File(files["serial"]) as f:
         serial = f["parameters"][()]
         assert list(f["geometry/parameter_points"].attrs["grid_shape"]) == [8, 8, 4]
+    assert sorted(os.listdir(tmp_path / "xdmf")) == [f"wind_00000{i}.{ext}" for i in range(3)
+                                                     for ext in ("h5", "xdmf")]
     with h5py.File(files["samples"]) as f:
         assert np.array_equal(f["parameters"][()], serial)
     with h5py.File(files["mesh"]) as f:
