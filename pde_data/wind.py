@@ -119,7 +119,7 @@ class ForwardModel(BaseForwardModel):
         V = self.V = fem.vector_space(self.mesh, 1)
         if not np.array_equal(S.tabulate_dof_coordinates(), V.tabulate_dof_coordinates()):
             raise RuntimeError("scalar and vector P1 spaces number their nodes differently")
-        self.n_owned = S.dofmap.index_map.size_local
+        self.n_owned = fem.n_owned_dofs(S)
 
         # the first guess's shape: height above ground of every local node (ghosts included)
         x = S.tabulate_dof_coordinates()
@@ -142,7 +142,8 @@ class ForwardModel(BaseForwardModel):
             comm=comm)
         self.solver.assemble()
         # gradient recovery: (A⁻¹Gλ)_i = ∫ A⁻¹∇λ·w_i / ∫ w_i, one matrix product per sample
-        self.recovery = fem.assemble_petsc_matrix(fem.form(ufl.inner(ufl.dot(Ainv, ufl.grad(lam)), w) * dx))
+        self.recovery = fem.assemble_petsc_matrix(
+            fem.form(ufl.inner(ufl.dot(Ainv, ufl.grad(lam)), w) * dx))
         self.lumped_mass_V = fem.assemble_vector_array(
             fem.form(ufl.inner(ufl.as_vector([1.0, 1.0, 1.0]), w) * dx))
         lumped_mass_S = fem.assemble_vector_array(fem.form(v * dx))
@@ -193,7 +194,7 @@ class ForwardModel(BaseForwardModel):
             "roughness_range_m": s["roughness_range"], "reference_height_m": s["reference_height"],
             "sensor_height_m": s["sensor_height"], "noise_std_m_per_s": s["noise_std"],
             "n_cells": self.mesh.topology.index_map(3).size_global,
-            "n_dofs": self.S.dofmap.index_map.size_global,
+            "n_dofs": fem.n_global_dofs(self.S),
         }
 
     def dataset_attributes(self):
