@@ -71,6 +71,22 @@ def test_solver_reassembles_into_the_same_matrix():
     np.testing.assert_allclose(uh.x.array, first / 2, rtol=1e-12, atol=1e-15)
 
 
+def test_iterative_and_direct_solvers_agree():
+    mesh = fem.unit_square(MPI.COMM_SELF, 16)
+    V = fem.scalar_space(mesh)
+    kappa = fem.function(V)
+    kappa.interpolate(lambda p: 1 + p[0] * p[1])
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    a = fem.form(kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
+    L = fem.form(20.0 * v * ufl.dx)
+    bcs = [fem.dirichlet_bc(V, _dirichlet_boundary)]
+    direct, iterative = fem.function(V), fem.function(V)
+    fem.LinearSolver(a, L, bcs, fem.direct_options()).solve(direct)
+    iterations = fem.LinearSolver(a, L, bcs, fem.iterative_options(rtol=1e-12)).solve(iterative)
+    assert 1 < iterations < 50  # AMG-preconditioned CG, not a direct solve in disguise
+    np.testing.assert_allclose(iterative.x.array, direct.x.array, rtol=0, atol=1e-9)
+
+
 def test_point_evaluation_is_exact_for_p1_fields_and_matches_the_observation_matrix():
     mesh = fem.unit_square(MPI.COMM_SELF, 5)
     V = fem.scalar_space(mesh)
@@ -134,6 +150,7 @@ def test_xdmf_export(tmp_path):
 
 MPI_SCRIPT = textwrap.dedent("""
     import numpy as np
+    import ufl
     from mpi4py import MPI
     from pde_data import fem
     comm = MPI.COMM_WORLD
@@ -149,8 +166,20 @@ MPI_SCRIPT = textwrap.dedent("""
     shared = int(np.sum(evaluator.n_containing >= 2))
     error = np.abs(values - (1 + points[:, 0] + 10 * points[:, 1])).max()
     same = comm.allreduce(values.tobytes() == comm.bcast(values.tobytes()), op=MPI.LAND)
+    # a distributed direct solve (MUMPS) agrees with a serial one at the points
+    def poisson(mesh):
+        V = fem.scalar_space(mesh)
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        bc = fem.dirichlet_bc(V, lambda x: np.isclose(x[0], 0.0) | np.isclose(x[1], 0.0))
+        solver = fem.LinearSolver(fem.form(ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx),
+                                  fem.form(v * ufl.dx), [bc])
+        uh = fem.function(V)
+        solver.solve(uh)
+        return fem.PointEvaluator(V, points, mesh.comm).evaluate(uh)
+    solve_error = np.abs(poisson(mesh) - poisson(fem.unit_square(MPI.COMM_SELF, 8))).max()
     if comm.rank == 0:
-        print(f"RESULT {comm.size} {n_owned} {len(points)} {shared} {error:.3e} {same}")
+        print(f"RESULT {comm.size} {n_owned} {len(points)} {shared} {error:.3e} {same} "
+              f"{solve_error:.3e}")
 """)
 
 
@@ -161,9 +190,10 @@ def test_points_on_a_partition_boundary_are_counted_once_under_mpi():
                             timeout=300)
     line = [s for s in result.stdout.splitlines() if s.startswith("RESULT")]
     assert result.returncode == 0 and line, result.stderr[-2000:]
-    size, n_owned, n_points, shared, error, same = line[0].split()[1:]
+    size, n_owned, n_points, shared, error, same, solve_error = line[0].split()[1:]
     assert int(size) == 2
     assert int(n_owned) == int(n_points)  # each point evaluated by exactly one rank
     assert int(shared) > 0  # some points lie in owned cells of both ranks
     assert float(error) < 1e-12  # no point counted twice (its value would double) or missed
     assert same == "True"  # every rank holds the same values
+    assert float(solve_error) < 1e-12  # parallel (MUMPS) and serial LU give the same field
