@@ -119,7 +119,7 @@ class ForwardModel(BaseForwardModel):
         V = self.V = fem.vector_space(self.mesh, 1)
         if not np.array_equal(S.tabulate_dof_coordinates(), V.tabulate_dof_coordinates()):
             raise RuntimeError("scalar and vector P1 spaces number their nodes differently")
-        self.n_owned = fem.n_owned_dofs(S)
+        self.n_owned = len(fem.dof_coordinates(S))
 
         # the first guess's shape: height above ground of every local node (ghosts included)
         x = S.tabulate_dof_coordinates()
