@@ -190,14 +190,16 @@ class ForwardModel(BaseForwardModel):
         """Physical settings, readable without the code."""
         s = self.settings
         return {
-            "equation": "-div(exp(m) grad u) = f on (0,1)^2, P1 on mesh_n x mesh_n squares x 2 triangles",
+            "equation": "-div(exp(m) grad u) = f on (0,1)^2",
+            "discretization": "P1 on mesh_n x mesh_n squares, each cut into 2 triangles",
             "boundary": "u = 0 on x=0, x=1, y=0; insulated (zero flux) on y=1",
             "source": s["source"],
             "conductivity": "P1 interpolant of exp(m): K(m) = sum_k exp(m_k) T_k",
             "noise_level": s["noise_level"],
             "noise_model": "N(0, (noise_level * RMS(clean observations of the sample))^2) iid",
             "sensor_layout": f"uniform on {list(SENSOR_BOX)}^2 from default_rng(sensor_seed)",
-            "prior": "BiLaplacian (delta - gamma Laplacian)^2 m = W, truncated KL",
+            "prior": "BiLaplacian N(prior_mean, (delta - gamma Laplacian)^-2), truncated KL",
+            "units": "nondimensional",
             "prior_gamma": self.prior.gamma,
             "prior_delta": self.prior.delta,
             "n_dofs": self.n_dofs,

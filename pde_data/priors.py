@@ -1,13 +1,14 @@
 """Gaussian random-field priors on a finite-element space (hIPPYlib's BiLaplacian prior).
 
-The prior of the parameter field m is the Matérn-type Gaussian measure N(m̄, C) defined by the
-stochastic PDE (hIPPYlib's `BiLaplacianPrior`, Lindgren–Rue–Lindström 2011)
+The prior of the parameter field m is the Matérn-type Gaussian measure N(m̄, C) with
 
-    (δ − γΔ)^α (m − m̄) = W   in Ω,   α = 2,   W spatial white noise,
+    C = (δ − γΔ)^{−α},   α = 2,
 
-with, on ∂Ω, either natural (homogeneous Neumann) conditions or the Robin condition
-γ ∂m/∂n + β m = 0, β = sqrt(γδ)/1.42 (hIPPYlib's `robin_bc`, Roininen et al. 2014), which
-removes most of the variance inflation that Neumann conditions cause near the boundary.
+hIPPYlib's `BiLaplacianPrior` (Lindgren–Rue–Lindström 2011): the precision is the squared
+elliptic operator, so a draw solves the stochastic PDE (δ − γΔ)(m − m̄) = W, W spatial white
+noise, once. On ∂Ω the operator has either natural (homogeneous Neumann) conditions or the
+Robin condition γ ∂m/∂n + β m = 0, β = sqrt(γδ)/1.42 (hIPPYlib's `robin_bc`, Roininen et
+al. 2014), which removes most of the variance inflation that Neumann conditions cause near the boundary.
 Discretized on a P1 space with mass matrix M and stiffness K, A = δM + γK (+ β M_∂Ω), and
 
     m = m̄ + A^{-1} G w,   w ~ N(0, I),   G G^T = M   ⇒   Cov(m) = C = A^{-1} M A^{-1}.

@@ -59,8 +59,9 @@ def test_solver_reassembles_into_the_same_matrix():
     V = fem.scalar_space(mesh)
     kappa = fem.function(V)
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    bcs = [fem.dirichlet_bc(V, _dirichlet_boundary)]
     solver = fem.LinearSolver(fem.form(kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx),
-                              fem.form(1.0 * v * ufl.dx), [fem.dirichlet_bc(V, _dirichlet_boundary)])
+                              fem.form(1.0 * v * ufl.dx), bcs)
     matrix, uh = solver.A, fem.function(V)
     kappa.x.array[:] = 1.0
     solver.solve(uh)

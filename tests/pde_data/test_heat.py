@@ -25,8 +25,8 @@ def static(model):
 
 def _sparse(static, name, shape):
     o = "operators/" + name
-    return scipy.sparse.csr_matrix((static[o + "_values"], (static[o + "_rows"], static[o + "_cols"])),
-                                   shape=shape)
+    coo = static[o + "_values"], (static[o + "_rows"], static[o + "_cols"])
+    return scipy.sparse.csr_matrix(coo, shape=shape)
 
 
 def _stiffness(static, m):
@@ -121,10 +121,11 @@ def test_larger_conductivity_means_lower_temperature(model):
 
 
 @pytest.mark.parametrize("override, key", [
-    ({"n_modes": 101}, "n_modes"), ({"n_modes": 0}, "n_modes"), ({"noise_level": -0.1}, "noise_level"),
-    ({"mesh_n": 0}, "mesh_n"), ({"n_sensors": 0}, "n_sensors"), ({"prior_std": 0.0}, "prior_std"),
-    ({"prior_correlation_length": "nan"}, "prior_correlation_length"), ({"sensor_seed": -1}, "sensor_seed"),
-    ({"mesh_m": 3}, "mesh_m"), ({"mesh_n": "nine"}, "mesh_n"),
+    ({"n_modes": 101}, "n_modes"), ({"n_modes": 0}, "n_modes"),
+    ({"noise_level": -0.1}, "noise_level"), ({"mesh_n": 0}, "mesh_n"),
+    ({"n_sensors": 0}, "n_sensors"), ({"prior_std": 0.0}, "prior_std"),
+    ({"prior_correlation_length": "nan"}, "prior_correlation_length"),
+    ({"sensor_seed": -1}, "sensor_seed"), ({"mesh_m": 3}, "mesh_m"), ({"mesh_n": "nine"}, "mesh_n"),
 ])
 def test_invalid_settings_are_refused_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
