@@ -9,6 +9,7 @@ between dolfinx 0.5 (Debian 12, tested here) and 0.9/0.10:
     compute_collisions(t, x)    compute_collisions_points(t, x)
     u.vector                    u.x.petsc_vec
     dofmap.list (AdjacencyList) dofmap.list (2-D numpy array)
+    create_vector(L: form)      create_vector(V: space)                         (0.10)
 
 Linear solves do not use `LinearProblem` (its `petsc_options_prefix` argument changed): a
 `LinearSolver` owns one PETSc matrix and vector with a fixed sparsity, re-assembles into them,
