@@ -8,8 +8,9 @@ square), and with ``λ_{s,l} = −∂J/∂h_{s,l}`` (J the mean loss over the S 
 
 where φ_r is row r of Φ (augmented by b_r when ``bias=True``, then h̃ = [h; 1], otherwise h̃ = h).
 Q_l = blockdiag_r(Q_{l,r}) is never formed: the n blocks (n×n, or (n+1)×(n+1)) are accumulated over
-mini-batches from the upper triangle of h̃ h̃ᵀ with one matrix product per batch (S·n³/2 flops per
-location), and their eigenpairs come from one batched ``eigh`` (n⁴). The best unit direction is the
+mini-batches as one matrix product ``Λᵀ (H ⊙ H)`` per chunk of samples (rows h_s ⊗ h_s; 2·S·n³
+flops per location, at GEMM speed: faster in practice than gathering only the upper triangle), and
+their eigenpairs come from one batched ``eigh`` (n⁴). The best unit direction is the
 top eigenvector of the block with the largest eigenvalue: a single new neuron (row r*). The
 authors' multi-neuron rule instead sums every eigenvector (over all blocks) whose eigenvalue is at
 least ``ratio · λ_max`` and normalizes; the proposal's ``score`` is then that direction's Rayleigh
@@ -27,6 +28,8 @@ from torch import nn
 from .proposal import Proposal, states_and_adjoints
 
 __all__ = ["check_td_activation", "q_blocks", "topological_derivative", "line_search", "dense_q"]
+
+_CHUNK = 256  # samples per product: bounds the (chunk, m²) intermediate (32 MiB at m = 128, float32)
 
 
 def check_td_activation(net: nn.Module) -> float:
@@ -51,22 +54,18 @@ def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: t
     d2 = check_td_activation(net)
     locs = list(range(net.n_locations)) if locations is None else [net.check_location(l) for l in locations]
     m = net.width + int(bias)
-    iu = torch.triu_indices(m, m, device=inputs.device)
-    tri: dict[int, torch.Tensor] = {}
+    acc: dict[int, torch.Tensor] = {}
     for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
         for l in locs:
             h, lam = states[l], adjoints[l]
             if bias:
                 h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
-            term = lam.T @ (h[:, iu[0]] * h[:, iu[1]])  # (n, m(m+1)/2): Σ_s λ_{s,r} h_i h_j, i ≤ j
-            tri[l] = term if l not in tri else tri[l] + term
-    out = {}
-    for l in locs:
-        q = tri[l].new_zeros(net.width, m, m)
-        q[:, iu[0], iu[1]] = tri[l]
-        q[:, iu[1], iu[0]] = tri[l]
-        out[l] = d2 * q
-    return out
+            if l not in acc:
+                acc[l] = h.new_zeros(net.width, m * m)
+            for i in range(0, h.shape[0], _CHUNK):  # Σ_s λ_{s,r} (h_s ⊗ h_s): one GEMM per chunk
+                hc = h[i:i + _CHUNK]
+                acc[l] += lam[i:i + _CHUNK].T @ (hc[:, :, None] * hc[:, None, :]).reshape(-1, m * m)
+    return {l: d2 * acc[l].view(net.width, m, m) for l in locs}
 
 
 def _direction(q: torch.Tensor, multi_neuron: bool, ratio: float, max_neurons: Optional[int]):
