@@ -1,0 +1,6 @@
+"""`python -m problems ...`: see problems/cli.py."""
+import sys
+
+from problems.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""`python -m problems run|sweep|figures`: the command line of DESIGN.md.
+
+A mistake a user can make (bad flag, unknown problem/method/preset, missing or foreign dataset,
+existing output without --overwrite) prints one line ``error: ...`` on stderr and exits with
+status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pde_data.errors import UserError
+from problems.methods import METHODS
+from problems.registry import PROBLEMS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m problems", description="Growing networks on PDE inverse problems.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="train one method on one problem")
+    run.add_argument("problem", help=", ".join(PROBLEMS))
+    run.add_argument("--method", required=True, help=", ".join(METHODS))
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--preset", required=True, help="smoke or paper")
+    run.add_argument("--data", help="HDF5 dataset (PDE problems)")
+    run.add_argument("--out", required=True, help="run directory")
+    run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    run.add_argument("--overwrite", action="store_true")
+    sweep = commands.add_parser("sweep", help="problems x methods x seeds; resumable, MPI-parallel")
+    sweep.add_argument("--preset", required=True)
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0])
+    sweep.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    sweep.add_argument("--methods", nargs="+", default=list(METHODS))
+    sweep.add_argument("--data-dir", help="directory of PROBLEM.h5 files (default data/PRESET)")
+    sweep.add_argument("--out-root", help="runs go to OUT_ROOT/PROBLEM/METHOD/seed_S (default results/runs/PRESET)")
+    sweep.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    figures = commands.add_parser("figures", help="draw results/figures and write summary.md from the runs")
+    figures.add_argument("--preset", required=True)
+    figures.add_argument("--runs", help="runs root (default results/runs/PRESET)")
+    figures.add_argument("--out", help="output directory (default results for paper, results/PRESET otherwise)")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            from problems.run import run
+
+            metrics = run(args.problem, args.method, args.seed, args.preset, args.data, args.out, args.device,
+                          args.overwrite, argv=["python", "-m", "problems", *argv])
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        elif args.command == "sweep":
+            from problems.sweep import sweep
+
+            return sweep(args.preset, args.seeds, args.problems, args.methods, args.data_dir, args.out_root,
+                         args.device)
+        else:
+            from problems.figures import figures
+
+            figures(args.preset, args.runs, args.out)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    return 0

@@ -1,0 +1,52 @@
+"""2-D Navier–Stokes on the unit torus (METHODS.md §B, §E): noisy ω(·, T) on a grid -> ω(·, 0).
+
+Dataset (:mod:`pde_data.navier_stokes`): ν = 1e-3, T = 1, f = 0.1(sin 2π(x+y) + cos 2π(x+y)),
+ω0 ~ N(0, 7^{3/2}(−Δ + 49 I)^{−2.5}); /observations = ω(·, T) with 1 % noise on the grid_n × grid_n
+grid (or at n_sensors of its points), /parameters = ω0 on the same grid, C order (x index slowest).
+Vorticity is in units of 1/t0 (nondimensional).
+
+The network maps the standardized observations to ω0 standardized by one scalar mean and standard
+deviation (a scalar keeps the field's shape). ``test_mse`` is the mean squared error of ω0 per grid
+point, ``test_rel_l2`` the mean over test samples of ‖ω̂0 − ω0‖₂ / ‖ω0‖₂ on the grid (the L2(torus)
+norm by the midpoint rule, up to the common factor 1/grid_n). The figures draw the pointwise error
+|ω̂0 − ω0| averaged over the test set (the sources' error maps). No physics term.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from problems.base import Data, Problem, Standardizer, dataset_split, read_dataset
+
+
+class NavierStokesProblem(Problem):
+    name = "navier_stokes"
+    kind = "field"
+    presets = {
+        "smoke": {"split": (100, 20, 40), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 90,
+                  "lr": 3e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
+                  "methods": {"layerwise": {"activation": "elu", "input_activation": None, "alpha": 0.0,
+                                            "manifold": None, "physics": None},
+                              "layerwise_srl": {"activation": "elu", "input_activation": None, "alpha": 0.0,
+                                                "manifold": None, "physics": None, "srl_stages": 2},
+                              "nas": {"n_trials": 3}}},
+        "paper": {"split": (4000, 500, 500), "width": 256, "n_blocks": 1, "final_blocks": 6, "epochs": 600,
+                  "lr": 1e-3, "batch_size": 64, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
+                  "methods": {"layerwise": {"activation": "elu", "input_activation": None, "alpha": 0.0,
+                                            "manifold": None, "physics": None},
+                              "layerwise_srl": {"activation": "elu", "input_activation": None, "alpha": 0.0,
+                                                "manifold": None, "physics": None, "srl_stages": 3},
+                              "nas": {"n_trials": 12}}},
+    }
+
+    def load(self, path) -> Data:
+        dataset = read_dataset(path, self.name)
+        data = dataset_split(self, dataset, dataset.rows("parameters"),
+                             lambda rows: Standardizer.fit(rows, per_feature=False))
+        data.info["grid_shape"] = tuple(int(n) for n in
+                                        dataset.array_attrs["geometry/parameter_points"]["grid_shape"])
+        return data
+
+    def draw_field(self, ax, values, data, **kw):
+        """ω on the periodic grid: row i·n + j is the point (i/n, j/n)."""
+        nx, ny = data.info["grid_shape"]
+        return ax.imshow(np.asarray(values).reshape(nx, ny).T, origin="lower", extent=(0, 1, 0, 1), **kw)

@@ -1,0 +1,156 @@
+"""One experiment: ``python -m problems run PROBLEM --method METHOD --seed S --preset P --data FILE --out DIR``.
+
+The run directory receives, in this order:
+
+* ``config.json``  problem, method, seed, preset, dataset (path and identity) and every setting used;
+* ``meta.json``    git commit, package versions, seeds, command line, host, start time, device;
+* ``log.jsonl``    one line per epoch, stage end, growth event, SRL stage and NAS trial (written as
+                   training goes);
+* ``network.pt``   the trained model (:func:`growth.save`);
+* ``predictions.npz`` ``test_prediction`` and ``test_target`` in physical units (fields: the parameter
+                   field; classification: logits and labels), ``test_index`` (rows of the dataset),
+                   ``snapshot_stage`` and ``snapshot`` (the predicted field of the first test
+                   samples at the end of every growth stage, for the figures);
+* ``metrics.json`` ``test_mse``, ``test_rel_l2`` (fields) or ``test_accuracy``, ``val_loss`` (the problem's
+                   training loss on the validation set, standardized units),
+                   ``n_parameters``, ``n_blocks``, ``wall_time_s``, ``n_epochs``, ``stop_reason``;
+                   written last, atomically: its presence marks a finished run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import growth
+from pde_data.errors import UserError
+from problems.methods import METHODS, n_epochs, settings_for, train
+from problems.registry import problem_class
+
+N_SNAPSHOTS = 4
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_config(problem_name: str, method: str, seed: int, preset: str, data_path) -> dict:
+    """What defines a run (a finished run with the same config is not redone by the sweep)."""
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}' (known: {', '.join(METHODS)})")
+    problem = problem_class(problem_name)(preset)
+    dataset = None
+    if problem.needs_data:
+        if data_path is None:
+            raise UserError(f"problem '{problem_name}' needs --data FILE")
+        from pde_data.store import validate
+
+        attrs = validate(str(data_path))
+        dataset = {"path": str(data_path), "created_utc": attrs["created_utc"], "n_samples": attrs["n_samples"],
+                   "base_seed": attrs["base_seed"], "preset": attrs["preset"]}
+    settings = settings_for(problem, method)
+    return json.loads(json.dumps({"problem": problem_name, "method": method, "seed": seed, "preset": preset,
+                                  "dataset": dataset, "settings": settings}))
+
+
+def is_done(out_dir: Path, config: dict) -> bool:
+    """A finished run (metrics.json) made with exactly ``config``."""
+    try:
+        return ((out_dir / "metrics.json").is_file()
+                and json.loads((out_dir / "config.json").read_text()) == config)
+    except (OSError, ValueError):
+        return False
+
+
+def _meta(seed: int, device: str, argv) -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    for name in ("optuna", "h5py", "scipy"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--", "growth", "problems")),
+            "versions": versions, "seeds": {"torch": seed, "grow": seed, "split": "problem.split_seed"},
+            "command_line": list(argv), "host": platform.node(), "device": device,
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_dir, device: str = "cpu",
+        overwrite: bool = False, argv=None) -> dict:
+    """Run one experiment into ``out_dir`` and return its metrics (UserError for user mistakes)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    config = run_config(problem_name, method, seed, preset, data_path)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out} exists and is not empty (use --overwrite)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    problem = problem_class(problem_name)(preset)
+    data = problem.load(data_path).to(device)
+    _write_json(out / "config.json", config)
+    _write_json(out / "meta.json", _meta(seed, device, sys.argv if argv is None else argv))
+
+    snap_x = data.x_test[:N_SNAPSHOTS]
+    snapshots, stages = [], []
+    log = (out / "log.jsonl").open("w")
+
+    def callback(record, model):
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        if record["event"] == "stage" and model is not None and "trial" not in record:
+            with torch.no_grad():
+                snapshots.append(model(snap_x).double().cpu().numpy())
+            stages.append(record["stage"])
+
+    t0 = time.perf_counter()
+    try:
+        trained = train(problem, data, method, seed, device, callback)
+    finally:
+        log.close()
+    wall = time.perf_counter() - t0
+    model = trained.model.eval()
+    growth.save(model, out / "network.pt")
+    with torch.no_grad():
+        prediction = torch.cat([model(data.x_test[i:i + 4096]) for i in range(0, len(data.x_test), 4096)])
+    metrics = problem.metrics(prediction, data)
+    stage_records = [r for r in trained.history if r["event"] == "stage" and "trial" not in r]
+    metrics.update(val_loss=growth.evaluate_loss(model, problem.loss_fn(), *data.val), n_parameters=growth.count_parameters(model),
+                   n_blocks=getattr(model, "n_blocks", None), n_stages=len(stage_records),
+                   n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
+    _save_predictions(out, problem, data, prediction, snapshots, stages)
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _save_predictions(out: Path, problem, data, prediction, snapshots, stages) -> None:
+    to_np = lambda t: t.detach().double().cpu().numpy()  # noqa: E731
+    if problem.kind == "classification":
+        pred, target, snaps = to_np(prediction), data.y_test.cpu().numpy(), np.array(snapshots)
+    else:
+        scaler = data.target_scaler
+        pred = problem.fields(scaler.inverse(to_np(prediction)), data)
+        target = problem.fields(scaler.inverse(to_np(data.y_test)), data)
+        snaps = np.array([problem.fields(scaler.inverse(s), data) for s in snapshots])
+    np.savez_compressed(out / "predictions.npz", test_prediction=pred, test_target=target,
+                        test_index=np.asarray(data.info.get("index", {}).get("test", np.arange(len(target)))),
+                        snapshot_stage=np.array(stages, dtype=np.int64), snapshot=snaps)

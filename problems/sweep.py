@@ -1,0 +1,65 @@
+"""``python -m problems sweep``: every problem × method × seed, resumable, shared out under MPI.
+
+Runs are listed in a fixed order (problem, method, seed); under ``mpirun -n K`` the process of rank r
+takes the runs whose position i satisfies i mod K = r (no communication: the rank and size come from
+the launcher's environment), and uses cpu_count / K threads. A run whose directory already holds a
+``metrics.json`` made with the same configuration (settings and dataset identity) is skipped, so an
+interrupted sweep continues where it stopped and a changed dataset or setting redoes exactly the
+runs it affects. One failing run is reported in one line and the sweep goes on; the exit status is
+1 if any run failed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pde_data.errors import UserError
+from problems.methods import METHODS
+from problems.registry import PROBLEMS, problem_class
+from problems.run import is_done, run, run_config
+
+
+def _rank_size() -> tuple[int, int]:
+    env = os.environ
+    rank = int(env.get("OMPI_COMM_WORLD_RANK", env.get("PMI_RANK", "0")))
+    return rank, int(env.get("OMPI_COMM_WORLD_SIZE", env.get("PMI_SIZE", "1")))
+
+
+def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, device: str = "cpu") -> int:
+    for name in problems:
+        if name not in PROBLEMS:
+            raise UserError(f"unknown problem '{name}' (known: {', '.join(PROBLEMS)})")
+    for name in methods:
+        if name not in METHODS:
+            raise UserError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
+    data_dir = Path(data_dir or f"data/{preset}")
+    root = Path(out_root or f"results/runs/{preset}")
+    rank, size = _rank_size()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
+    jobs = [(p, m, s) for p in problems for m in methods for s in seeds]
+    failed = 0
+    for i, (problem, method, seed) in enumerate(jobs):
+        if i % size != rank:
+            continue
+        data = data_dir / f"{problem}.h5" if problem_class(problem).needs_data else None
+        out = root / problem / method / f"seed_{seed}"
+        label = f"[{i + 1}/{len(jobs)}] {problem} {method} seed {seed}"
+        try:
+            if is_done(out, run_config(problem, method, seed, preset, data)):
+                print(f"{label}: done before", flush=True)
+                continue
+            t0 = time.perf_counter()
+            metrics = run(problem, method, seed, preset, data, out, device, overwrite=True,
+                          argv=["python", "-m", "problems", "run", problem, "--method", method, "--seed", str(seed),
+                                "--preset", preset, *(["--data", str(data)] if data else []), "--out", str(out)])
+            shown = {k: v for k, v in metrics.items() if k.startswith("test_")}
+            print(f"{label}: {time.perf_counter() - t0:.1f} s " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()),
+                  flush=True)
+        except UserError as error:
+            failed += 1
+            print(f"{label}: error: {error}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
