@@ -27,7 +27,7 @@ from torch import nn
 
 from .proposal import Proposal, states_and_adjoints
 
-__all__ = ["check_td_activation", "q_blocks", "topological_derivative", "line_search", "dense_q"]
+__all__ = ["check_td_activation", "q_blocks", "top_direction", "topological_derivative", "line_search", "dense_q"]
 
 _CHUNK = 256  # samples per product: bounds the (chunk, m²) intermediate (32 MiB at m = 128, float32)
 
@@ -68,22 +68,28 @@ def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: t
     return {l: d2 * acc[l].view(net.width, m, m) for l in locs}
 
 
-def _direction(q: torch.Tensor, multi_neuron: bool, ratio: float, max_neurons: Optional[int]):
-    """(unit direction (n, m), φᵀQφ, λ_max) from the blocks q (n, m, m)."""
-    evals, evecs = torch.linalg.eigh(q)  # ascending per block
+def top_direction(q: torch.Tensor, multi_neuron: bool = False, ratio: float = 0.5,
+                  max_neurons: Optional[int] = None) -> tuple[torch.Tensor, float, float]:
+    """(unit direction φ of shape (n, m), φᵀQφ, λ_max) from the blocks ``q`` (n, m, m).
+
+    Eigenvalues of every block come from one batched ``eigvalsh``; eigenvectors are computed only
+    for the blocks that contribute to φ (one block for a single neuron).
+    """
+    evals = torch.linalg.eigvalsh(q)  # (n, m), ascending per block
     n, m = evals.shape
     flat = evals.reshape(-1)
-    top = int(torch.argmax(flat))
-    lam_max = float(flat[top])
+    lam_max = float(flat.max())
     if multi_neuron and lam_max > 0:
         chosen = torch.nonzero(flat >= ratio * lam_max).flatten()
         chosen = chosen[torch.argsort(flat[chosen], descending=True)][:max_neurons]
     else:
-        chosen = torch.tensor([top])
+        chosen = torch.argmax(flat).reshape(1)
+    rows = sorted({idx // m for idx in chosen.tolist()})
+    vectors = dict(zip(rows, torch.linalg.eigh(q[rows])[1]))
     phi = q.new_zeros(n, m)
     for idx in chosen.tolist():
         r, k = divmod(idx, m)
-        v = evecs[r, :, k]
+        v = vectors[r][:, k]
         phi[r] += v * torch.sign(v[torch.argmax(v.abs())])  # fixed sign: largest entry positive
     phi /= torch.linalg.norm(phi)
     score = float(torch.einsum("ri,rij,rj->", phi, q, phi))
@@ -104,7 +110,7 @@ def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tens
     proposals = []
     for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
                          batch_size=batch_size).items():
-        phi, score, lam_max = _direction(q, multi_neuron, ratio, max_neurons)
+        phi, score, lam_max = top_direction(q, multi_neuron, ratio, max_neurons)
         w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
                                   predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=lam_max))
