@@ -128,7 +128,8 @@ class Problem:
     ``{preset: settings}`` where settings holds ``width``, ``n_blocks`` (initial depth of the growing
     methods), ``final_blocks`` (their depth cap and the fixed baseline's depth), ``epochs`` (the total
     budget of every method), ``lr``, ``batch_size`` (None: full batch), ``patience``,
-    ``min_rel_improvement``, ``split`` (n_train, n_val, n_test), ``dtype`` and ``methods``
+    ``min_rel_improvement``, ``split`` (n_train, n_val, n_test), ``dtype``, ``threads`` (torch CPU
+    threads; 1 for the tiny smoke networks, whose speed other threads only slow down) and ``methods``
     (per-method overrides); ``split_seed``: see the module docstring.
     """
 

@@ -95,7 +95,7 @@ class HeatProblem(Problem):
     name = "heat"
     kind = "field"
     presets = {
-        "smoke": {"split": (50, 20, 100), "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 150,
+        "smoke": {"threads": 1, "split": (50, 20, 100), "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 150,
                   "lr": 1e-2, "batch_size": None, "patience": 2, "min_rel_improvement": 0.0,
                   "dtype": "float64",
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},

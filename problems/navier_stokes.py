@@ -22,7 +22,7 @@ class NavierStokesProblem(Problem):
     name = "navier_stokes"
     kind = "field"
     presets = {
-        "smoke": {"split": (100, 20, 40), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 90,
+        "smoke": {"threads": 1, "split": (100, 20, 40), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 90,
                   "lr": 3e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
                   "methods": {"layerwise": {"activation": "elu", "input_activation": None, "alpha": 0.0,
                                             "manifold": None, "physics": None},

@@ -105,6 +105,8 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
             raise UserError(f"{out} exists and is not empty (use --overwrite)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    if config["settings"].get("threads"):
+        torch.set_num_threads(config["settings"]["threads"])
     problem = problem_class(problem_name)(preset)
     data = problem.load(data_path).to(device)
     _write_json(out / "config.json", config)

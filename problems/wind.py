@@ -67,7 +67,7 @@ class WindProblem(Problem):
     name = "wind"
     kind = "field"
     presets = {
-        "smoke": {"split": (80, 20, 28), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 150,
+        "smoke": {"threads": 1, "split": (80, 20, 28), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 150,
                   "lr": 3e-3, "batch_size": None, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},
                               "nas": {"n_trials": 3}}},
