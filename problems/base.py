@@ -88,13 +88,14 @@ class Data:
         return self
 
 
-def split_counts(n_available: int, wanted: tuple[int, int, int]) -> tuple[int, int, int]:
-    """(n_train, n_val, n_test): ``wanted`` when that many samples exist, else the same proportions of
-    ``n_available`` (rounded down, at least one sample each) — for the tiny datasets of tests."""
+def split_counts(n_available: int, wanted: tuple) -> tuple:
+    """The split sizes: ``wanted`` when that many samples exist, else the same proportions of
+    ``n_available`` (rounded down, at least one sample for each nonzero size), for tiny test files."""
+    wanted = tuple(wanted)
     if sum(wanted) <= n_available:
         return wanted
     scale = n_available / sum(wanted)
-    counts = tuple(max(1, int(c * scale)) for c in wanted)
+    counts = tuple(max(1, int(c * scale)) if c else 0 for c in wanted)
     if sum(counts) > n_available:
         raise UserError(f"{n_available} samples are too few for a training/validation/test split")
     return counts

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pde_data.errors import UserError
-from problems.base import Data, Problem, Standardizer
+from problems.base import Data, Problem, Standardizer, split_counts
 
 FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
          "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
@@ -113,6 +113,7 @@ class MnistProblem(Problem):
     def load(self, path=None) -> Data:
         arrays = load_arrays(data_dir() if path is None else Path(path), self.checksums)
         n_train, n_val, n_test = self.settings["split"]
+        n_train, n_val = split_counts(len(arrays["train_labels"]), (n_train, n_val))
         perm = np.random.RandomState(self.split_seed).permutation(len(arrays["train_labels"]))
         train, val = perm[:n_train], perm[n_train:n_train + n_val]
         test = np.arange(min(n_test, len(arrays["test_labels"])))

@@ -1,0 +1,63 @@
+"""Every problem loads, splits deterministically and trains a tiny network with every method."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from problems import mnist
+from problems.methods import METHODS, train
+from problems.registry import PROBLEMS, problem_class
+
+
+def tiny(problem):
+    """Shrink the smoke preset further: 2 stages of 1 epoch, 2 NAS trials, 1 SRL stage."""
+    s = problem.settings = json.loads(json.dumps(problem.settings))
+    s.update(epochs=4, final_blocks=2, width=8)
+    for m in ("layerwise", "layerwise_srl"):
+        s["methods"][m].update(srl_stages=1, manifold_copies=3)
+    s["methods"]["nas"]["n_trials"] = 2
+    return problem
+
+
+class TinyMnist(mnist.MnistProblem):
+    checksums = None  # set per test from the fixture
+
+
+@pytest.fixture
+def loaded(request, datasets, tiny_mnist):
+    name = request.param
+    if name == "mnist":
+        TinyMnist.checksums = tiny_mnist[1]
+        problem, path = TinyMnist("smoke"), tiny_mnist[0]
+    else:
+        problem, path = problem_class(name)("smoke"), datasets.get(name)
+    return problem, path, problem.load(path)
+
+
+@pytest.mark.parametrize("loaded", list(PROBLEMS), indirect=True)
+def test_load_and_split_are_deterministic_and_disjoint(loaded):
+    problem, path, data = loaded
+    again = problem.load(path)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(data, name), getattr(again, name)), name
+    index = data.info["index"]
+    assert len(set(index["train"]) & set(index["val"])) == 0
+    if problem.name not in ("boston", "mnist"):  # their test sets are separate files/splits
+        assert len(set(index["test"]) & (set(index["train"]) | set(index["val"]))) == 0
+    assert len(data.x_train) == len(data.y_train) > 0 and len(data.x_val) > 0 and len(data.x_test) > 0
+
+
+@pytest.mark.parametrize("loaded", list(PROBLEMS), indirect=True)
+def test_every_method_trains(loaded):
+    problem, _, data = loaded
+    tiny(problem)
+    for method in METHODS:
+        records = []
+        result = train(problem, data, method, 0, "cpu", lambda r, m: records.append(r))
+        with torch.no_grad():
+            out = result.model(data.x_test)
+        metrics = problem.metrics(out, data)
+        assert all(np.isfinite(v) for v in metrics.values()), (method, metrics)
+        assert any(r["event"] == "epoch" for r in records), method
+        assert sum(r["event"] == "epoch" for r in records) <= problem.settings["epochs"], method
