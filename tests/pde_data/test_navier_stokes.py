@@ -162,6 +162,16 @@ def test_courant_violation_during_run_is_a_solver_failure():
         m.evolve(taylor_green(16, 100, 1e-3, 0))
 
 
+def test_sparse_sensors_observe_the_state_at_their_points():
+    m = model(mesh_n=16, grid_n=8, n_sensors=10)
+    rows = m.solve(0, np.random.default_rng(5))
+    points = m.static_arrays()["geometry/observation_points"]
+    index = np.rint(points * 16).astype(int)
+    state = rows["states"].reshape(16, 16)
+    assert m.layout()["observations"] == len(points) == 10
+    assert np.array_equal(rows["observations_clean"], state[index[:, 0], index[:, 1]])
+
+
 # --- prior ----------------------------------------------------------------------------------------
 
 def test_prior_variance_matches_the_covariance_operator():
