@@ -1,0 +1,85 @@
+"""`python -m pde_data generate|info`: the command line of DESIGN.md.
+
+Every UserError becomes one line `error: ...` on stderr (rank 0 only under MPI) and exit status 2
+(1 for `info`, as DESIGN.md states).
+"""
+import argparse
+import os
+import sys
+
+from pde_data.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UserError (one line) instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+def build_parser():
+    parser = _Parser(prog="python -m pde_data", description="Finite-element datasets for inverse problems.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = commands.add_parser(
+        "generate", help="generate (or finish) a dataset file",
+        usage="python -m pde_data generate PROBLEM --preset {smoke,paper} [--n-samples N] [--seed S] "
+              "--out FILE [--overwrite] [--procs-per-sample P] [--xdmf DIR] [KEY=VALUE ...]",
+        epilog="KEY=VALUE pairs override settings of the preset, e.g. mesh_n=64 n_modes=64.")
+    gen.add_argument("problem", help="heat, navier_stokes, wind")
+    gen.add_argument("--preset", required=True, help="smoke or paper")
+    gen.add_argument("--n-samples", type=int, help="number of samples (overrides the preset)")
+    gen.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    gen.add_argument("--out", required=True, help="output HDF5 file")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    gen.add_argument("--procs-per-sample", type=int, default=1,
+                     help="MPI processes solving one sample together (default 1)")
+    gen.add_argument("--xdmf", metavar="DIR", help="also write the first samples' fields as XDMF")
+    gen.add_argument("--xdmf-count", type=int, default=4, help="samples exported with --xdmf (default 4)")
+    info = commands.add_parser("info", help="summarize a dataset file")
+    info.add_argument("file")
+    return parser
+
+
+def parse_overrides(pairs):
+    """["key=value", ...] -> {key: "value"}; anything else is a UserError naming it."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or key.startswith("-"):
+            raise UserError(f"unrecognized argument '{pair}' (settings are KEY=VALUE)")
+        overrides[key] = value
+    return overrides
+
+
+def run(argv):
+    """Execute one command; raises UserError for bad input."""
+    args, extra = build_parser().parse_known_args(argv)
+    if args.command == "info":
+        if extra:
+            raise UserError(f"unrecognized arguments: {' '.join(extra)}")
+        from pde_data.store import summary
+
+        print(summary(args.file))
+        return
+    from pde_data.generate import generate
+
+    generate(args.problem, args.preset, args.out, overrides=parse_overrides(extra),
+             n_samples=args.n_samples, seed=args.seed, overwrite=args.overwrite,
+             procs_per_sample=args.procs_per_sample, xdmf_dir=args.xdmf, xdmf_count=args.xdmf_count)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        run(argv)
+    except UserError as error:
+        if _mpi_rank() == 0:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1 if argv[:1] == ["info"] else 2
+    return 0
+
+
+def _mpi_rank():
+    """This process's rank from the launcher's environment (no MPI initialization needed)."""
+    return int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))

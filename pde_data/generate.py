@@ -1,0 +1,229 @@
+"""The generation driver: settings, MPI distribution, resume, progress, the dataset store.
+
+`generate(...)` fills `FILE.partial` (created, or resumed when it holds the same problem, preset,
+seed and config) and renames it to FILE once no row is pending. COMM_WORLD is split into groups
+of `procs_per_sample` ranks; the forward model is built on the group communicator. Groups take the
+pending samples round-robin; in each round every group solves one sample, group leaders write
+their rows (independent MPI-IO), then every rank flushes (collective, also in empty rounds).
+Sample i draws only from `SeedSequence(base_seed, spawn_key=(i,))`, so the file content does not
+depend on the number of processes.
+"""
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from pde_data import store
+from pde_data.errors import ConfigError, DatasetError, SolverFailure, UserError
+from pde_data.registry import forward_model_class
+
+VERSIONED_PACKAGES = {"dolfinx": "fenics-dolfinx", "petsc4py": "petsc4py", "mpi4py": "mpi4py",
+                      "numpy": "numpy", "h5py": "h5py", "pde_data": "growing-pde-nets"}
+
+
+@dataclass
+class Report:
+    """What one `generate` call did (identical on every rank)."""
+
+    path: str             # the finished file
+    n_samples: int
+    n_computed: int       # samples solved by this call (resumed rows are not counted)
+    n_failed: int         # rows with status 2 in the file (solver failures)
+    failed: list          # their indices
+    loop_seconds: float   # wall time of the solve/write loop
+
+
+def sample_rng(base_seed, index):
+    """The random generator of sample `index`: depends on (base_seed, index) only."""
+    return np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(index,)))
+
+
+def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overwrite=False,
+             procs_per_sample=1, xdmf_dir=None, xdmf_count=4, comm=None, log=None):
+    """Generate (or finish) the dataset `out`; collective on `comm` (default COMM_WORLD).
+
+    `overrides` {setting: value or string}; `n_samples` overrides the preset's count; `seed` is the
+    base seed. Raises UserError (same message on every rank) for bad input or an existing `out`
+    without `overwrite`. `log(line)` receives progress lines on rank 0 (default: stderr).
+    """
+    from mpi4py import MPI
+
+    comm = comm or MPI.COMM_WORLD
+    log = log or _stderr_line
+    if procs_per_sample < 1 or comm.size % procs_per_sample:
+        raise ConfigError(f"--procs-per-sample {procs_per_sample} does not divide the "
+                          f"{comm.size} MPI processes")
+    if xdmf_count < 0:
+        raise ConfigError(f"--xdmf-count must be >= 0, got {xdmf_count}")
+    model_class = forward_model_class(problem)
+    overrides = dict(overrides or {})
+    if n_samples is not None:
+        overrides["n_samples"] = n_samples
+    settings = model_class.settings(preset, overrides)
+    ident = store.identity(problem, preset, seed, settings)
+    partial = store.partial_path(out)
+    with _abort_on_error(comm):
+        resume = _on_root(comm, lambda: _prepare_output(out, partial, ident, overwrite))
+        group = comm.Split(color=comm.rank // procs_per_sample, key=comm.rank)
+        model = model_class(settings, group)
+        if not resume:
+            static = model.static_arrays()  # on every rank: it may be collective on the group
+            _on_root(comm, lambda: store.create(
+                partial, ident, model.layout(), static, model.attributes(),
+                model.dataset_attributes(), software_versions(),
+                datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
+        if xdmf_dir:
+            os.makedirs(xdmf_dir, exist_ok=True)
+        f = store.open_rows(partial, comm)  # no `with`: closing is collective, so not on errors
+        n_computed, loop_seconds = _fill(f, model, seed, comm, group, xdmf_dir, xdmf_count, log)
+        status = f["status"][()]
+        f.close()
+        group.Free()
+        if np.any(status == store.PENDING):
+            raise DatasetError(f"{partial}: rows still pending after generation")
+        failed = np.flatnonzero(status == store.FAILED).tolist()
+        report = Report(out, len(status), n_computed, len(failed), failed, loop_seconds)
+        if comm.rank == 0:
+            os.replace(partial, out)
+            log(_summary_line(report))
+        comm.Barrier()
+    return report
+
+
+def _fill(f, model, seed, comm, group, xdmf_dir, xdmf_count, log):
+    """Compute every pending row of the open file `f`; returns (rows computed, loop seconds)."""
+    pending = np.flatnonzero(f["status"][()] == store.PENDING)
+    n_groups = comm.size // group.size
+    mine = pending[comm.rank // group.size::n_groups]
+    n_rounds = -(-len(pending) // n_groups)
+    progress = _Progress(len(pending), len(f["status"]), log) if comm.rank == 0 else None
+    start = time.perf_counter()
+    for r in range(n_rounds):
+        if r < len(mine):
+            _solve_and_write(model, f, int(mine[r]), seed, group.rank == 0, xdmf_dir, xdmf_count)
+        f.flush()
+        if progress:
+            progress.update(min(n_groups, len(pending) - r * n_groups))
+    comm.Barrier()
+    if progress:
+        progress.close()
+    return len(pending), comm.bcast(time.perf_counter() - start, root=0)
+
+
+def _prepare_output(out, partial, ident, overwrite):
+    """Check the output paths (rank 0); True when `partial` is resumed, False when to create it."""
+    if os.path.exists(out) and not overwrite:
+        raise DatasetError(f"{out} exists (use --overwrite to replace it)")
+    if not os.path.exists(partial):
+        return False
+    try:
+        store.check_resumable(partial, ident)
+        return True
+    except DatasetError as error:
+        if not overwrite:
+            raise DatasetError(f"{error}; delete it or use --overwrite to start over") from None
+        os.remove(partial)
+        return False
+
+
+def _solve_and_write(model, f, index, seed, leader, xdmf_dir, xdmf_count):
+    """Solve sample `index` on the group; the leader writes its rows (status 2 on SolverFailure)."""
+    try:
+        rows = model.solve(index, sample_rng(seed, index))
+    except SolverFailure:
+        if leader:
+            f["status"][index] = store.FAILED
+        return
+    if leader:
+        store.write_sample(f, index, rows)
+    if xdmf_dir and index < xdmf_count:
+        model.export_xdmf(xdmf_dir, index, rows)
+
+
+@contextlib.contextmanager
+def _abort_on_error(comm):
+    """Abort every rank on an unexpected exception (the others would wait in a collective call)."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception:
+        if comm.size > 1:
+            traceback.print_exc()
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise
+
+
+def _on_root(comm, action):
+    """Run `action` on rank 0 and share its result; a UserError there is raised on every rank."""
+    result, error = None, None
+    if comm.rank == 0:
+        try:
+            result = action()
+        except UserError as exc:
+            error = exc
+    result, error = comm.bcast((result, error), root=0)
+    if error is not None:
+        raise error
+    return result
+
+
+def software_versions():
+    """Versions of the packages that shape the file's content (from package metadata)."""
+    versions = {}
+    for name, distribution in VERSIONED_PACKAGES.items():
+        try:
+            versions[name] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            module = sys.modules.get(name)
+            versions[name] = getattr(module, "__version__", "unknown")
+    return versions
+
+
+def _summary_line(report):
+    """The final log line; solver failures are always counted and listed."""
+    line = (f"generate: wrote {report.path}: {report.n_samples} samples, {report.n_computed} "
+            f"computed now in {report.loop_seconds:.1f} s")
+    if report.n_failed:
+        shown = ", ".join(map(str, report.failed[:10])) + (", ..." if report.n_failed > 10 else "")
+        line += f"; {report.n_failed} solver failures (status 2: {shown})"
+    return line
+
+
+def _stderr_line(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """tqdm on a terminal; otherwise a plain log line at most every few seconds and at the end."""
+
+    INTERVAL_S = 5.0
+
+    def __init__(self, n_pending, n_samples, log):
+        self.total, self.done, self.log = n_pending, 0, log
+        self.bar = None
+        log(f"generate: {n_pending} of {n_samples} samples to compute")
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n_pending, unit="sample", file=sys.stderr)
+        self.last = time.perf_counter()
+
+    def update(self, n):
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.perf_counter() - self.last >= self.INTERVAL_S:
+            self.last = time.perf_counter()
+            self.log(f"generate: {self.done}/{self.total} samples computed")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,218 @@
+"""The dataset file (HDF5, schema_version 1): create, resume, write rows, validate, read.
+
+Layout (see DESIGN.md "Dataset file"): root attributes `schema_version`, `problem`, `preset`,
+`base_seed`, `n_samples`, `config` (JSON of every setting), `created_utc`, `versions` (JSON) plus
+the model's physical attributes; per-sample datasets (N, width) float64 filled with NaN;
+`/status` (N,) int8 (0 pending, 1 done, 2 solver failure); `/geometry/*`, `/operators/*`.
+
+Crash safety: every dataset is contiguous and allocated (and filled) when the file is created, so
+writing samples changes raw data only, never metadata. A sample's rows are written before its
+status, so a row with status != 0 is complete whenever the process is killed. Work in progress
+lives in `FILE.partial` (`partial_path`), which the driver renames to FILE once no row is pending.
+
+Needs only h5py and numpy (no dolfinx, no MPI unless `open_rows` is given a communicator), so
+`problems/` reads datasets through `read`.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from pde_data.errors import DatasetError
+
+SCHEMA_VERSION = 1
+PENDING, DONE, FAILED = 0, 1, 2
+REQUIRED_ROWS = ("parameters", "observations", "observations_clean")
+IDENTITY_KEYS = ("problem", "preset", "base_seed", "config")
+RESERVED_ATTRS = ("schema_version", "n_samples", "created_utc", "versions") + IDENTITY_KEYS
+
+
+def partial_path(path):
+    """Where the file at `path` is built until every row is done."""
+    return f"{path}.partial"
+
+
+def identity(problem, preset, base_seed, settings):
+    """The root attributes that must match for a file to be resumed: problem, preset, seed, config."""
+    return {"problem": problem, "preset": preset, "base_seed": int(base_seed),
+            "config": json.dumps(settings, sort_keys=True)}
+
+
+def create(path, ident, layout, static_arrays, attributes, dataset_attributes, versions, created_utc):
+    """Write a new dataset file with every row pending (NaN, status 0); atomic via `path.new`.
+
+    `ident` from `identity`; `layout` {name: row width}; `static_arrays` {"geometry/..": array};
+    `attributes` root attributes; `dataset_attributes` {dataset path: {attr: value}};
+    `versions` {package: version}; `created_utc` ISO 8601 string.
+    """
+    n_samples = int(json.loads(ident["config"])["n_samples"])
+    clash = sorted(set(attributes) & set(RESERVED_ATTRS))
+    if clash:
+        raise ValueError(f"model attributes use reserved names: {', '.join(clash)}")
+    tmp = f"{path}.new"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        for key in IDENTITY_KEYS:
+            f.attrs[key] = ident[key]
+        f.attrs["n_samples"] = n_samples
+        f.attrs["created_utc"] = created_utc
+        f.attrs["versions"] = json.dumps(versions, sort_keys=True)
+        for key, value in attributes.items():
+            f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        for name, width in layout.items():
+            _preallocate(f, name, (n_samples, int(width)), np.float64, np.nan)
+        _preallocate(f, "status", (n_samples,), np.int8, PENDING)
+        for name, array in static_arrays.items():
+            f.create_dataset(name, data=np.asarray(array))
+        for name, attrs in dataset_attributes.items():
+            for key, value in attrs.items():
+                f[name].attrs[key] = value
+    os.replace(tmp, path)
+
+
+def _preallocate(f, name, shape, dtype, fill):
+    """A contiguous dataset whose storage is allocated and filled now (its metadata never changes)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    dcpl.set_fill_value(np.array(fill, dtype=dtype))
+    f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl)
+
+
+def check_resumable(path, ident):
+    """Raise DatasetError unless `path` is a valid dataset made with exactly `ident`."""
+    attrs = validate(path)
+    differences = []
+    for key in ("problem", "preset", "base_seed"):
+        if attrs[key] != ident[key]:
+            differences.append(f"{key} {attrs[key]!r} != {ident[key]!r}")
+    stored, wanted = json.loads(attrs["config"]), json.loads(ident["config"])
+    for key in sorted(set(stored) | set(wanted)):
+        if stored.get(key) != wanted.get(key):
+            differences.append(f"{key} {stored.get(key)!r} != {wanted.get(key)!r}")
+    if differences:
+        raise DatasetError(f"{path} was made with another configuration "
+                           f"({'; '.join(differences)}; file has the first value)")
+
+
+def open_rows(path, comm=None):
+    """Open a created file for writing rows; with a communicator of size > 1, MPI-IO (collective)."""
+    if comm is not None and comm.size > 1:
+        return h5py.File(path, "r+", driver="mpio", comm=comm)
+    return h5py.File(path, "r+")
+
+
+def write_sample(f, index, rows, status=DONE):
+    """Write sample `index`: every row of `rows` ({name: 1-D array}) first, its status last."""
+    for name, row in rows.items():
+        f[name][index] = np.asarray(row, dtype=np.float64)
+    f["status"][index] = status
+
+
+def validate(path):
+    """The root attributes of the dataset at `path` (config/versions as JSON strings).
+
+    Raises DatasetError (one line) for a missing, non-HDF5, corrupt or foreign file.
+    """
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise DatasetError(f"{path} is not an HDF5 file")
+    try:
+        with h5py.File(path, "r") as f:
+            return _check_schema(path, f)
+    except OSError as error:
+        raise DatasetError(f"{path} is corrupt or unreadable ({_first_line(error)})") from None
+
+
+def _check_schema(path, f):
+    """Root attributes after checking the schema's required attributes, datasets and shapes."""
+    attrs = {key: _plain(value) for key, value in f.attrs.items()}
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        raise DatasetError(f"{path} is not a pde_data dataset (no schema_version {SCHEMA_VERSION})")
+    missing = [key for key in RESERVED_ATTRS if key not in attrs]
+    missing += [name for name in REQUIRED_ROWS + ("status",) if not isinstance(f.get(name), h5py.Dataset)]
+    if missing:
+        raise DatasetError(f"{path} is not a complete dataset (missing {', '.join(missing)})")
+    n = attrs["n_samples"]
+    if f["status"].shape != (n,) or f["status"].dtype != np.int8:
+        raise DatasetError(f"{path}: /status is not ({n},) int8")
+    for name, item in f.items():
+        if isinstance(item, h5py.Dataset) and name != "status" and (
+                item.ndim != 2 or item.shape[0] != n or item.dtype != np.float64):
+            raise DatasetError(f"{path}: /{name} is not ({n}, width) float64")
+    for key in ("config", "versions"):
+        try:
+            json.loads(attrs[key])
+        except (TypeError, ValueError):
+            raise DatasetError(f"{path}: attribute '{key}' is not JSON") from None
+    return attrs
+
+
+def _plain(value):
+    """An attribute as a Python scalar/str where it is one (numpy scalars -> int/float)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@dataclass
+class Dataset:
+    """A dataset read into memory: `arrays` {path: array} (rows, status, geometry/*, operators/*),
+    `attrs` root attributes (config and versions decoded), `array_attrs` {path: {attr: value}}."""
+
+    attrs: dict
+    arrays: dict
+    array_attrs: dict
+
+    def rows(self, name):
+        """The rows of per-sample dataset `name` whose status is done (solver failures left out)."""
+        return self.arrays[name][self.arrays["status"] == DONE]
+
+
+def read(path):
+    """Validate and read the whole dataset at `path` (DatasetError for a bad file)."""
+    attrs = validate(path)
+    attrs["config"] = json.loads(attrs["config"])
+    attrs["versions"] = json.loads(attrs["versions"])
+    arrays, array_attrs = {}, {}
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            arrays[name] = item[()]
+            if item.attrs:
+                array_attrs[name] = {key: _plain(value) for key, value in item.attrs.items()}
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except OSError as error:
+        raise DatasetError(f"{path} is corrupt or unreadable ({_first_line(error)})") from None
+    return Dataset(attrs, arrays, array_attrs)
+
+
+def summary(path):
+    """A human-readable description of the dataset at `path` (for `python -m pde_data info`)."""
+    data = read(path)
+    attrs, status = data.attrs, data.arrays["status"]
+    counts = {label: int(np.sum(status == code))
+              for label, code in (("done", DONE), ("pending", PENDING), ("failed", FAILED))}
+    lines = [f"{path}: {attrs['problem']} dataset, preset {attrs['preset']}, "
+             f"{attrs['n_samples']} samples, base_seed {attrs['base_seed']}",
+             "status: " + ", ".join(f"{count} {label}" for label, count in counts.items()),
+             f"created {attrs['created_utc']}; versions: "
+             + ", ".join(f"{k} {v}" for k, v in attrs["versions"].items()),
+             "datasets:"]
+    for name, array in data.arrays.items():
+        lines.append(f"  /{name:<28} {str(array.shape):<16} {array.dtype}")
+    physical = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS}
+    if physical:
+        lines.append("attributes:")
+        lines += [f"  {key} = {value}" for key, value in physical.items()]
+    lines.append("config: " + json.dumps(attrs["config"], sort_keys=True))
+    return "\n".join(lines)
