@@ -1,0 +1,137 @@
+"""Layerwise strategy through the growth trainer: freezing, identity insertion, thresholding report,
+schedule, refusals, saturation; Boston end to end (fast variant here, the published bar in `slow`)."""
+import math
+
+import pytest
+import torch
+
+from growth import PlainMLP, ResidualMLP, grow
+from growth.layerwise import LayerwiseStrategy
+from growth.regularizers import Manifold, PhysicsPenalty, StageSchedule
+from growth.srl import sequential_residual_learning
+
+
+def regression_data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.sin(3 * x[:, :1]) * x[:, 1:2] + 0.5 * x[:, 2:3] ** 2
+    return x, y
+
+
+def small_net(activation="elu", seed=0):
+    torch.manual_seed(seed)
+    return ResidualMLP(3, 1, 8, 1, activation=activation, input_activation=None).double()
+
+
+def test_stage_freezes_earlier_layers_and_new_block_starts_as_identity():
+    x, y = regression_data()
+    net = small_net()
+    strategy = LayerwiseStrategy(alpha=1e-4, manifold=Manifold.from_clusters(x, 3, seed=0),
+                                 schedule=StageSchedule(1e-2, 0.5), physics=PhysicsPenalty(
+                                     lambda pred, batch: (pred ** 2).mean(), 1e-3))
+    snapshots = {}
+
+    def at_growth(record):
+        if record["event"] == "growth":
+            snapshots[record["stage"]] = {n: p.detach().clone() for n, p in net.named_parameters()}
+            assert record["actual_change"] == 0.0  # the zero block is the identity, bit for bit
+
+    result = grow(net, strategy, (x, y), epochs_per_stage=15, max_stages=3, batch_size=32, seed=0,
+                  callback=at_growth, progress=False)
+    assert result.stop_reason == "max stages" and net.n_blocks == 3
+    assert set(snapshots) == {0, 1}
+    after_stage_1 = snapshots[1]  # taken after block 3 was inserted, i.e. after stage 1 trained block 2
+    for name, before in snapshots[0].items():  # state at the insertion of block 2
+        now = after_stage_1[name]
+        if name.startswith(("input_layer", "blocks.0.")):
+            assert torch.equal(now, before), f"{name} changed while frozen"
+        elif name.startswith("head"):
+            assert not torch.equal(now, before), "the head must be trained, not frozen"
+    new_block = after_stage_1["blocks.1.linear.weight"]
+    assert snapshots[0]["blocks.1.linear.weight"].abs().max() == 0  # inserted as W = 0
+    assert new_block.abs().max() > 0  # and trained in stage 1
+    final = dict(net.named_parameters())
+    for name in ("input_layer.weight", "blocks.0.linear.weight", "blocks.1.linear.bias"):
+        assert torch.equal(final[name], after_stage_1[name])
+    for name, p in final.items():
+        assert p.requires_grad == name.startswith(("blocks.2.", "head"))
+
+
+def test_threshold_report_matches_counted_zeros_and_schedule():
+    x, y = regression_data()
+    net = small_net()
+    strategy = LayerwiseStrategy(alpha=3e-3, manifold=Manifold.from_labels(x, (x[:, 0] > 0).long()),
+                                 schedule=StageSchedule(0.2, 0.5), threshold=1e-2)
+    result = grow(net, strategy, (x, y), epochs_per_stage=20, max_stages=3, batch_size=32, seed=1,
+                  progress=False)
+    stages = [r for r in result.history if r["event"] == "stage"]
+    assert [r["gamma"] for r in stages] == pytest.approx([0.2, 0.1, 0.05])
+    last = stages[-1]["active_fraction"]
+    assert list(last) == ["input", "block_1", "block_2", "block_3", "head"]
+    for key, module in (("block_3", net.blocks[2]), ("head", net.head), ("input", net.input_layer)):
+        flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+        n_zero = int((flat == 0).sum())
+        assert n_zero == round((1 - last[key]) * flat.numel())
+        assert (flat.numel() - n_zero) / flat.numel() == last[key]
+    thresholded = torch.cat([p.detach().flatten() for p in net.blocks[2].parameters()])
+    assert 0 < (thresholded == 0).sum() and thresholded[thresholded != 0].abs().min() > 1e-2
+
+
+@pytest.mark.parametrize("activation", ["relu", "td"])
+def test_refuses_activations_with_zero_slope_at_zero(activation):
+    x, y = regression_data(16)
+    with pytest.raises(ValueError, match=r"σ'\(0\) ≠ 0.*Use 'elu' or 'tanh'"):
+        grow(small_net(activation), LayerwiseStrategy(), (x, y), epochs_per_stage=1, progress=False)
+
+
+def test_refuses_networks_without_residual_blocks():
+    x, y = regression_data(16)
+    net = PlainMLP(3, 1, 8, 1, activation="elu").double()
+    with pytest.raises(ValueError, match="residual blocks"):
+        grow(net, LayerwiseStrategy(), (x, y), epochs_per_stage=1, progress=False)
+
+
+def test_saturation_stops_on_relative_validation_gain():
+    x, y = regression_data(128)
+    train, val = (x[:96], y[:96]), (x[96:], y[96:])
+    result = grow(small_net(), LayerwiseStrategy(), train, val, epochs_per_stage=30, max_stages=10,
+                  min_rel_improvement=0.5, patience=1, batch_size=32, progress=False)
+    stages = [r for r in result.history if r["event"] == "stage"]
+    assert result.stop_reason == "validation plateau"
+    assert stages[-1]["val_loss"] > (1 - 0.5) * min(r["val_loss"] for r in stages[:-1])
+    assert len(stages) < 10
+
+
+def boston_layerwise_srl(stages, epochs, srl_stages, seed):
+    from problems import boston
+
+    d = boston.load()
+    torch.manual_seed(seed)
+    hp = boston.hyperparameters()
+    net = ResidualMLP(13, 1, hp["width"], 1, activation=hp["activation"], input_activation=None)
+    strategy = LayerwiseStrategy(alpha=hp["alpha"], manifold=Manifold.from_clusters(d.x_train, hp["clusters"], seed=0),
+                                 schedule=StageSchedule(hp["gamma0"], hp["rho"]), threshold=hp["threshold"])
+    result = grow(net, strategy, (d.x_train, d.y_train), epochs_per_stage=epochs, max_stages=stages,
+                  min_rel_improvement=hp["min_rel_improvement"], batch_size=hp["batch_size"],
+                  optimizer=lambda p: torch.optim.Adam(p, lr=hp["lr"]), seed=seed, progress=False)
+    srl = sequential_residual_learning(result.net, (d.x_train, d.y_train), n_stages=srl_stages,
+                                       epochs=hp["srl_epochs"], batch_size=hp["srl_batch_size"],
+                                       optimizer=lambda p: torch.optim.Adam(p, lr=hp["srl_lr"]), seed=seed)
+    with torch.no_grad():
+        return d.mse_original(result.net(d.x_test), d.y_test), d.mse_original(srl.model(d.x_test), d.y_test)
+
+
+def test_boston_fast_variant_beats_linear_regression():
+    torch.set_num_threads(1)
+    stage_one, with_srl = boston_layerwise_srl(stages=3, epochs=40, srl_stages=1, seed=0)
+    assert with_srl < 20.0  # least squares on this split: 28.4
+    assert math.isfinite(stage_one)
+
+
+@pytest.mark.slow
+def test_boston_layerwise_srl_beats_published_fixed_baseline():
+    torch.set_num_threads(1)
+    hp = __import__("problems.boston", fromlist=["hyperparameters"]).hyperparameters()
+    _, with_srl = boston_layerwise_srl(stages=hp["max_stages"], epochs=hp["epochs_per_stage"],
+                                       srl_stages=hp["srl_stages"], seed=hp["seed"])
+    assert with_srl < 11.1

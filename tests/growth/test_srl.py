@@ -1,0 +1,84 @@
+"""Sequential residual learning: monotone training residual, the sum module, baseline + SRL, the
+stopping rule, the log records, save/load."""
+import json
+
+import pytest
+import torch
+
+import growth
+from growth import FixedBaseline, ResidualMLP, grow
+from growth.srl import ResidualSum, sequential_residual_learning
+
+
+def data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.sin(4 * x[:, :1]) * torch.cos(3 * x[:, 1:2]) + 0.3 * x[:, :1]
+    return x, y
+
+
+TRAIN, TEST = data(160, 0), data(400, 1)
+
+
+def baseline(epochs=60):
+    torch.manual_seed(0)
+    net = ResidualMLP(2, 1, 16, 1, activation="elu", input_activation=None).double()
+    return grow(net, FixedBaseline(), TRAIN, epochs_per_stage=epochs, batch_size=32, progress=False).net
+
+
+def mse(model, d):
+    with torch.no_grad():
+        return float(((model(d[0]) - d[1]) ** 2).mean())
+
+
+def test_baseline_plus_srl_lowers_train_and_test_error_monotonically(tmp_path):
+    base = baseline()
+    before = {n: p.detach().clone() for n, p in base.named_parameters()}
+    res = sequential_residual_learning(base, TRAIN, n_stages=4, width=16, epochs=80, batch_size=32,
+                                       optimizer=lambda p: torch.optim.Adam(p, lr=3e-3), seed=0, out_dir=tmp_path)
+    events = [r for r in res.history if r["event"] == "growth"]
+    assert len(events) == len(res.model.corrections) == 4 and res.stop_reason == "max stages"
+    losses = [events[0]["loss_before"]] + [e["loss_after"] for e in events]
+    assert all(b <= a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.5 * losses[0]
+    assert mse(res.model, TEST) < mse(base, TEST)
+    assert all(torch.equal(p, before[n]) for n, p in base.named_parameters())  # base untouched
+    with torch.no_grad():  # one module whose output is the sum
+        expected = base(TEST[0])
+        for q in res.model.corrections:
+            expected = expected + q(TEST[0])
+        torch.testing.assert_close(res.model(TEST[0]), expected, rtol=0, atol=0)
+    lines = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [l["stage"] for l in lines if l["event"] == "growth"] == [1, 2, 3, 4]
+    assert sum(l["event"] == "epoch" for l in lines) == 4 * 80
+    grown = [l for l in lines if l["event"] == "growth"]
+    assert all(l["parameters_after"] > l["parameters_before"] for l in grown)
+
+
+def test_stage_that_does_not_decrease_enough_is_discarded_and_stops():
+    base = baseline(20)
+    res = sequential_residual_learning(base, TRAIN, n_stages=3, epochs=5, min_rel_decrease=0.99, seed=0)
+    assert res.stop_reason == "no decrease" and len(res.model.corrections) == 0
+    assert [r["accepted"] for r in res.history if r["event"] == "growth"] == [False]
+    assert mse(res.model, TEST) == mse(base, TEST)
+
+
+def test_validation_monitor_and_continuing_a_residual_sum():
+    base = baseline(20)
+    val = data(60, 2)
+    first = sequential_residual_learning(base, TRAIN, val, n_stages=1, epochs=40, batch_size=32, seed=0)
+    more = sequential_residual_learning(first.model, TRAIN, val, n_stages=1, epochs=40, batch_size=32, seed=1)
+    assert len(more.model.corrections) <= 2 and len(first.model.corrections) == 1
+    event = [r for r in more.history if r["event"] == "growth"][0]
+    assert event["monitored_before"] == pytest.approx(mse(first.model, val), rel=1e-12)
+    if event["accepted"]:
+        assert event["monitored_after"] <= event["monitored_before"]
+
+
+def test_residual_sum_saves_and_loads_bit_for_bit(tmp_path):
+    res = sequential_residual_learning(baseline(5), TRAIN, n_stages=2, epochs=3, seed=0)
+    growth.save(res.model, tmp_path / "m.pt")
+    loaded = growth.load(tmp_path / "m.pt")
+    assert isinstance(loaded, ResidualSum) and len(loaded.corrections) == len(res.model.corrections)
+    with torch.no_grad():
+        assert torch.equal(loaded(TEST[0]), res.model(TEST[0]))
