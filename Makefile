@@ -11,7 +11,14 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 MPIRUN := $(if $(filter 1,$(NP)),,mpirun -n $(NP))
 
 DATA_DIR := data/$(SCALE)
-PDE_PROBLEMS := heat
+PDE_PROBLEMS := heat navier_stokes wind
+PROBLEMS := $(PDE_PROBLEMS) boston mnist
+SEEDS ?= $(if $(filter smoke,$(SCALE)),0 1,0 1 2)
+RUNS_DIR := results/runs/$(SCALE)
+FIGURES_DIR := $(if $(filter paper,$(SCALE)),results,results/$(SCALE))
+MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,../shared/datasets/mnist)
+export MNIST_DIR
+TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py,$(wildcard problems/*.py))
 
 .PHONY: setup test test-slow data results figures bench bench-smoke clean
 .DEFAULT_GOAL := figures
@@ -32,6 +39,24 @@ data: setup $(foreach p,$(PDE_PROBLEMS),$(DATA_DIR)/$(p).h5)
 $(DATA_DIR)/%.h5: | setup
 	@mkdir -p $(DATA_DIR)
 	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(SCALE) --out $@
+
+# one sweep per problem; a re-run redoes only the runs whose dataset, settings or code changed
+# (the sweep skips runs whose metrics.json was made with the same configuration)
+results: setup $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done)
+
+define SWEEP
+$(MPIRUN) $(PY) -m problems sweep --preset $(SCALE) --problems $* --seeds $(SEEDS) --data-dir $(DATA_DIR) --out-root $(RUNS_DIR)
+touch $@
+endef
+$(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.done: $(DATA_DIR)/%.h5 $(TRAIN_CODE) | setup
+	$(SWEEP)
+$(RUNS_DIR)/boston/sweep.done $(RUNS_DIR)/mnist/sweep.done: $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
+	$(SWEEP)
+
+figures: setup $(FIGURES_DIR)/summary.md
+
+$(FIGURES_DIR)/summary.md: $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done) problems/figures.py
+	$(PY) -m problems figures --preset $(SCALE) --runs $(RUNS_DIR) --out $(FIGURES_DIR)
 
 bench: setup
 	$(PY) -m bench --scale full

@@ -11,6 +11,8 @@ The run directory receives, in this order:
                    field; classification: logits and labels), ``test_index`` (rows of the dataset),
                    ``snapshot_stage`` and ``snapshot`` (the predicted field of the first test
                    samples at the end of every growth stage, for the figures);
+* ``stages.json``  test metrics at the end of every growth stage and after every SRL stage: logged
+                   for the figures only (the per-layer curves of the sources), never read by training;
 * ``metrics.json`` ``test_mse``, ``test_rel_l2`` (fields) or ``test_accuracy``, ``val_loss`` (the problem's
                    training loss on the validation set, standardized units),
                    ``n_parameters``, ``n_blocks``, ``wall_time_s``, ``n_epochs``, ``stop_reason``;
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 
 import growth
+from growth.srl import ResidualSum
 from pde_data.errors import UserError
 from problems.methods import METHODS, n_epochs, settings_for, train
 from problems.registry import problem_class
@@ -113,7 +116,7 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     _write_json(out / "meta.json", _meta(seed, device, sys.argv if argv is None else argv))
 
     snap_x = data.x_test[:N_SNAPSHOTS]
-    snapshots, stages = [], []
+    snapshots, stages, stage_metrics = [], [], []
     log = (out / "log.jsonl").open("w")
 
     def callback(record, model):
@@ -123,6 +126,8 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
             with torch.no_grad():
                 snapshots.append(model(snap_x).double().cpu().numpy())
             stages.append(record["stage"])
+            stage_metrics.append({"stage": record["stage"], "n_blocks": record.get("n_blocks"),
+                                  **problem.metrics(_predict(model, data.x_test), data)})
 
     t0 = time.perf_counter()
     try:
@@ -132,16 +137,32 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     wall = time.perf_counter() - t0
     model = trained.model.eval()
     growth.save(model, out / "network.pt")
-    with torch.no_grad():
-        prediction = torch.cat([model(data.x_test[i:i + 4096]) for i in range(0, len(data.x_test), 4096)])
+    prediction = _predict(model, data.x_test)
     metrics = problem.metrics(prediction, data)
     stage_records = [r for r in trained.history if r["event"] == "stage" and "trial" not in r]
     metrics.update(val_loss=growth.evaluate_loss(model, problem.loss_fn(), *data.val), n_parameters=growth.count_parameters(model),
                    n_blocks=getattr(model, "n_blocks", None), n_stages=len(stage_records),
                    n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
     _save_predictions(out, problem, data, prediction, snapshots, stages)
+    _write_json(out / "stages.json", {"growth": stage_metrics, "srl": _srl_metrics(model, problem, data)})
     _write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _predict(model, x) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+
+
+def _srl_metrics(model, problem, data) -> list:
+    """Test metrics of f_1 + Q_1 + ... + Q_k for k = 0..K (SRL models only; for the figures)."""
+    if not isinstance(model, ResidualSum):
+        return []
+    out = []
+    for k in range(len(model.corrections) + 1):
+        partial = ResidualSum(model.base, list(model.corrections)[:k])
+        out.append({"srl_stage": k, **problem.metrics(_predict(partial, data.x_test), data)})
+    return out
 
 
 def _save_predictions(out: Path, problem, data, prediction, snapshots, stages) -> None:

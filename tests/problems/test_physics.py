@@ -127,3 +127,13 @@ def test_wind_penalty_gradient_matches_finite_differences(wind):
     fn = problem.physics(data, "divergence")
     pred = data.y_train[:2].double().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: fn(p, None), (pred,), eps=1e-6, atol=1e-6)
+
+
+def test_heat_residual_finds_states_of_large_batches(heat):
+    """Rows are matched exactly (cdist's matrix-product path rounds for more than 25 rows)."""
+    problem, data = heat
+    fn = problem.physics(data, "residual")
+    x = data.x_train.repeat(3, 1)
+    assert x.shape[0] > 25
+    value = fn(data.y_train.repeat(3, 1), (x, None))
+    assert float(value) == pytest.approx(float(fn(data.y_train, (data.x_train, None))), rel=1e-12)

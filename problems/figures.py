@@ -1,0 +1,277 @@
+"""``python -m problems figures --preset P``: every figure and ``summary.md``, drawn only from run files.
+
+Reads ``RUNS/PROBLEM/METHOD/seed_S/{config,metrics,stages}.json``, ``log.jsonl`` and ``predictions.npz``
+(and, for the field plots' geometry, the dataset named in config.json). Writes into OUT:
+
+* ``figures/PROBLEM_per_layer.png``  test error after each growth stage (per method, mean over
+  seeds) and after each SRL stage, the published values as horizontal marks (Boston, MNIST, heat);
+* ``figures/PROBLEM_methods.png``    the final test metric per method, mean ± std over seeds, with the
+  published values as marks;
+* ``figures/PROBLEM_loss.png``       training and validation loss against epochs and against wall
+  time (seed 0), growth events marked by vertical lines;
+* ``figures/heat_fields.png``, ``figures/wind_fields.png``  the predicted field of the first test
+  sample at the end of every stage of the topological and layerwise methods, beside the truth;
+* ``figures/heat_td_scores.png``     λ_max(Q_l) per location (columns) at every insertion (rows);
+* ``figures/navier_stokes_error_maps.png``  |ω̂0 − ω0| averaged over the test set, one map per method;
+* ``summary.md``                     every number behind the figures (mean ± std over seeds, count of
+  seeds) beside the published values.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pde_data.errors import UserError
+from problems.methods import METHODS
+from problems.registry import PROBLEMS, problem_class
+
+# published values (METHODS.md): {problem: {metric: {method: value}}}
+PUBLISHED = {
+    "boston": {"test_mse": {"layerwise": 24.2, "layerwise_srl": 7.11, "baseline": 11.1, "forward_thinking": 28.0}},
+    "mnist": {"test_accuracy": {"layerwise": 0.87, "layerwise_srl": 0.987, "baseline": 0.982,
+                                "forward_thinking": 0.983}},
+    "heat": {"test_rel_l2": {"topological": 0.366, "random": 0.392, "forward_thinking": 0.57, "baseline": 0.446},
+             "test_mse": {"layerwise": 0.445}},
+}
+NOTES = {
+    "boston": "Published: Krishnanunni & Bui-Thanh's logs (354 training tracts, width and epochs of their code). "
+              "Here 300 tracts train and 54 validate (stopping never looks at the test set).",
+    "mnist": "Published for width 500 (stage I 87 %, SRL 98.7 %, baseline 98.2 %, Forward Thinking 98.3 %).",
+    "heat": "Published: average relative error 0.366 (topological derivative), 0.392/0.40 random insertion, "
+            "0.57 Forward Thinking, 0.446 baseline; layerwise test MSE of the 12 coefficients 0.746 → 0.445.",
+    "navier_stokes": "Published only as error maps (≈0.014–0.022 proposed, up to 0.034 Forward Thinking) on an "
+                     "unstated setup; not comparable number by number.",
+    "wind": "No published numbers are available for the wind problem.",
+}
+
+
+def _runs(root: Path):
+    """{problem: {method: [run dict]}} for every finished run under ``root``."""
+    found: dict = {}
+    for metrics in sorted(root.glob("*/*/seed_*/metrics.json")):
+        d = metrics.parent
+        run = {"dir": d, "metrics": json.loads(metrics.read_text()), "config": json.loads((d / "config.json").read_text())}
+        stages = d / "stages.json"
+        run["stages"] = json.loads(stages.read_text()) if stages.is_file() else {"growth": [], "srl": []}
+        found.setdefault(run["config"]["problem"], {}).setdefault(run["config"]["method"], []).append(run)
+    return found
+
+
+def _metric(problem: str) -> str:
+    return {"boston": "test_mse", "mnist": "test_accuracy"}.get(problem, "test_rel_l2")
+
+
+def _mean_std(values):
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+
+
+def _log(run) -> list:
+    return [json.loads(line) for line in (run["dir"] / "log.jsonl").read_text().splitlines()]
+
+
+def figures(preset: str, runs=None, out=None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    root = Path(runs or f"results/runs/{preset}")
+    out = Path(out or ("results" if preset == "paper" else f"results/{preset}"))
+    found = _runs(root)
+    if not found:
+        raise UserError(f"no finished runs under {root} (run `make results SCALE={preset}` first)")
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for problem, methods in found.items():
+        metric = _metric(problem)
+        _per_layer(plt, problem, methods, metric, fig_dir)
+        _methods_bar(plt, problem, methods, metric, fig_dir)
+        _loss_curves(plt, problem, methods, fig_dir)
+        if problem in ("heat", "wind"):
+            _field_stages(plt, problem, methods, fig_dir)
+        if problem == "heat" and "topological" in methods:
+            _td_scores(plt, methods["topological"][0], fig_dir)
+        if problem == "navier_stokes":
+            _error_maps(plt, methods, fig_dir)
+    (out / "summary.md").write_text(_summary(preset, root, found))
+    print(f"wrote {fig_dir} and {out / 'summary.md'}")
+
+
+def _ordered(methods: dict):
+    return [m for m in METHODS if m in methods]
+
+
+def _per_layer(plt, problem, methods, metric, fig_dir):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method in _ordered(methods):
+        curves = [[s[metric] for s in r["stages"]["growth"]] + [s[metric] for s in r["stages"]["srl"][1:]]
+                  for r in methods[method]]
+        n = min(len(c) for c in curves)
+        if n == 0:
+            continue
+        mean = np.mean([c[:n] for c in curves], axis=0)
+        ax.plot(np.arange(1, n + 1), mean, marker="o", label=method)
+    for method, value in PUBLISHED.get(problem, {}).get(metric, {}).items():
+        ax.axhline(value, ls=":", lw=0.8, color="gray")
+        ax.annotate(f"published {method}", (1, value), fontsize=6, color="gray")
+    ax.set(xlabel="stage (growth stages, then SRL stages)", ylabel=metric, title=f"{problem}: test error per stage")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(fig_dir / f"{problem}_per_layer.png", dpi=120)
+    plt.close(fig)
+
+
+def _methods_bar(plt, problem, methods, metric, fig_dir):
+    names = _ordered(methods)
+    stats = [_mean_std(r["metrics"].get(metric) for r in methods[m]) for m in names]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(range(len(names)), [s[0] for s in stats], yerr=[s[1] for s in stats], color="tab:blue", alpha=0.7)
+    published = PUBLISHED.get(problem, {}).get(metric, {})
+    for i, name in enumerate(names):
+        if name in published:
+            ax.plot([i - 0.4, i + 0.4], [published[name]] * 2, color="red", lw=2)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel=metric, title=f"{problem}: final {metric} (mean ± std over seeds; red: published)")
+    fig.tight_layout()
+    fig.savefig(fig_dir / f"{problem}_methods.png", dpi=120)
+    plt.close(fig)
+
+
+def _loss_curves(plt, problem, methods, fig_dir):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method in _ordered(methods):
+        log = [r for r in _log(methods[method][0]) if "trial" not in r]
+        epochs = [r for r in log if r["event"] == "epoch" and r.get("phase") != "srl"]
+        if not epochs:
+            continue
+        x_epoch = np.arange(1, len(epochs) + 1)
+        x_time = np.cumsum([r["wall_time_s"] for r in epochs])
+        line, = axes[0].semilogy(x_epoch, [r["train_loss"] for r in epochs], lw=1, label=method)
+        axes[0].semilogy(x_epoch, [r["val_loss"] for r in epochs], lw=1, ls="--", color=line.get_color())
+        axes[1].semilogy(x_time, [r["val_loss"] for r in epochs], lw=1, color=line.get_color())
+        for g in (r for r in log if r["event"] == "growth" and r.get("method") != "srl"):
+            axes[0].axvline(sum(1 for e in epochs if e["stage"] <= g["stage"]), color=line.get_color(), lw=0.4, alpha=0.5)
+    axes[0].set(xlabel="epoch", ylabel="loss (solid train, dashed validation)", title=f"{problem}: losses, seed 0")
+    axes[1].set(xlabel="training wall time [s]", ylabel="validation loss")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(fig_dir / f"{problem}_loss.png", dpi=120)
+    plt.close(fig)
+
+
+def _load_geometry(problem, run):
+    cfg = run["config"]
+    try:
+        p = problem_class(problem)(cfg["preset"])
+        return p, p.load(cfg["dataset"]["path"])
+    except (UserError, OSError, KeyError, TypeError):
+        return None, None
+
+
+def _field_stages(plt, problem, methods, fig_dir):
+    shown = [m for m in ("topological", "layerwise") if m in methods]
+    if not shown:
+        return
+    p, data = _load_geometry(problem, methods[shown[0]][0])
+    if p is None:
+        return
+    preds = {m: np.load(methods[m][0]["dir"] / "predictions.npz") for m in shown}
+    n_cols = 1 + max(len(preds[m]["snapshot"]) for m in shown)
+    fig, axes = plt.subplots(len(shown), n_cols, figsize=(2.4 * n_cols, 2.4 * len(shown)), squeeze=False)
+    for row, m in enumerate(shown):
+        truth = preds[m]["test_target"][0]
+        values = [truth] + list(preds[m]["snapshot"][:, 0])
+        lo, hi = _range(p, data, values)
+        for col, ax in enumerate(axes[row]):
+            ax.set_axis_off()
+            if col < len(values):
+                p.draw_field(ax, values[col], data, vmin=lo, vmax=hi)
+                ax.set_title("truth" if col == 0 else f"{m} stage {preds[m]['snapshot_stage'][col - 1]}", fontsize=7)
+    fig.suptitle(f"{problem}: first test sample" + (" (wind speed, lowest level)" if problem == "wind" else ""))
+    fig.tight_layout()
+    fig.savefig(fig_dir / f"{problem}_fields.png", dpi=120)
+    plt.close(fig)
+
+
+def _range(p, data, values):
+    if p.name == "wind":
+        speeds = [np.linalg.norm(np.asarray(v).reshape(-1, 3), axis=1) for v in values]
+        return float(np.min(speeds)), float(np.max(speeds))
+    return float(np.min(values)), float(np.max(values))
+
+
+def _td_scores(plt, run, fig_dir):
+    events = [r for r in _log(run) if r["event"] == "growth" and "scores" in r]
+    if not events:
+        return
+    width = max(len(e["scores"]) for e in events)
+    grid = np.full((len(events), width), np.nan)
+    for i, e in enumerate(events):
+        grid[i, :len(e["scores"])] = e["scores"]
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * width, 1 + 0.5 * len(events)))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i, e in enumerate(events):
+        ax.plot(e["location"], i, "rx")
+    ax.set(xlabel="location l", ylabel="insertion", title="heat: λ_max(Q_l) (x: chosen)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(fig_dir / "heat_td_scores.png", dpi=120)
+    plt.close(fig)
+
+
+def _error_maps(plt, methods, fig_dir):
+    names = _ordered(methods)
+    p, data = _load_geometry("navier_stokes", methods[names[0]][0])
+    if p is None:
+        return
+    maps = {m: np.mean([np.abs((lambda z: z["test_prediction"] - z["test_target"])(np.load(r["dir"] / "predictions.npz")))
+                        .mean(0) for r in methods[m]], axis=0) for m in names}
+    hi = max(float(v.max()) for v in maps.values())
+    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.6), squeeze=False)
+    for ax, m in zip(axes[0], names):
+        image = p.draw_field(ax, maps[m], data, vmin=0, vmax=hi)
+        ax.set_title(f"{m}\nmean {maps[m].mean():.3g}", fontsize=7)
+        ax.set_axis_off()
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8)
+    fig.suptitle("navier_stokes: |ω̂0 − ω0| averaged over the test set")
+    fig.savefig(fig_dir / "navier_stokes_error_maps.png", dpi=120)
+    plt.close(fig)
+
+
+def _summary(preset, root, found) -> str:
+    lines = [f"# Results ({preset} preset)", "",
+             f"Every number is the mean ± standard deviation over the seeds (n = number of seeds) of the runs "
+             f"under `{root}`; `published` is the value METHODS.md quotes from the sources. The smoke preset "
+             "uses tiny networks, datasets and budgets: its numbers check the pipeline, not the methods.", ""]
+    for problem in [p for p in PROBLEMS if p in found]:
+        methods = found[problem]
+        keys = [k for k in ("test_mse", "test_rel_l2", "test_accuracy") if any(k in r["metrics"] for rs in methods.values() for r in rs)]
+        lines += [f"## {problem}", "", NOTES.get(problem, ""), ""]
+        header = ["method", "n"] + keys + [f"published {k}" for k in keys if k in PUBLISHED.get(problem, {})]
+        header += ["val_loss", "n_parameters", "n_blocks", "epochs", "wall_time_s"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for m in _ordered(methods):
+            rs = methods[m]
+            cell = lambda k, f=".4g": "{:{f}} ± {:{f}}".format(*_mean_std(r["metrics"].get(k) for r in rs), f=f)  # noqa: E731
+            row = [m, str(len(rs))] + [cell(k) for k in keys]
+            row += [str(PUBLISHED[problem][k].get(m, "")) for k in keys if k in PUBLISHED.get(problem, {})]
+            row += [cell("val_loss"), cell("n_parameters", ".0f"), cell("n_blocks", ".1f"), cell("n_epochs", ".0f"),
+                    cell("wall_time_s", ".3g")]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        metric = _metric(problem)
+        per_stage = {m: [[s[metric] for s in r["stages"]["growth"]] for r in methods[m]] for m in _ordered(methods)}
+        lines += [f"Test {metric} at the end of each growth stage (seed mean):", ""]
+        for m, curves in per_stage.items():
+            n = min((len(c) for c in curves), default=0)
+            if n > 1:
+                lines.append(f"- {m}: " + ", ".join(f"{v:.4g}" for v in np.mean([c[:n] for c in curves], axis=0)))
+        srl = [[s[metric] for s in r["stages"]["srl"]] for r in methods.get("layerwise_srl", [])]
+        if srl and min(len(c) for c in srl) > 1:
+            n = min(len(c) for c in srl)
+            lines.append("- layerwise_srl, SRL stages 0..K: " + ", ".join(f"{v:.4g}" for v in np.mean([c[:n] for c in srl], axis=0)))
+        lines.append("")
+    return "\n".join(lines) + "\n"
