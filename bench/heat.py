@@ -6,10 +6,10 @@ what the forward model adds on top (KL field, exp, sensor values, noise). Both a
 call in alternation in the same process, so machine load affects them alike.
 """
 import statistics
-import time
 
 import numpy as np
 
+from bench._timing import interleaved
 from pde_data.heat import ForwardModel
 
 SIZES = {
@@ -18,19 +18,6 @@ SIZES = {
              ("64x64", {"mesh_n": 64, "n_modes": 64, "n_sensors": 100}, 100, 7)],
 }
 
-
-def _interleaved(first, second, n):
-    """Median seconds per call of `first(i)` and of `second(i)`, timed call by call in
-    alternation (i = 0..n-1): load changes on a shared machine hit both alike, and the medians
-    ignore the calls that another process interrupted."""
-    times = np.empty((n, 2))
-    for i in range(n):
-        t0 = time.perf_counter()
-        first(i)
-        t1 = time.perf_counter()
-        second(i)
-        times[i] = t1 - t0, time.perf_counter() - t1
-    return tuple(np.median(times, axis=0))
 
 
 def entries(scale):
@@ -50,7 +37,7 @@ def entries(scale):
         sample(0), bare(0)  # warm-up: first factorization, caches
         ratios, per_sample = [], []
         for _ in range(repeats):
-            t_sample, t_bare = _interleaved(sample, bare, n_calls)
+            t_sample, t_bare = interleaved(sample, bare, n_calls)
             ratios.append(t_sample / t_bare)
             per_sample.append(t_sample)
         results.append({

@@ -8,10 +8,10 @@ updates of each step, the constraint back-substitutions, Courant checks, observa
 Sample and bare cost are timed call by call in alternation, so machine load affects them alike.
 """
 import statistics
-import time
 
 import numpy as np
 
+from bench._timing import interleaved
 from pde_data import fem
 from pde_data.navier_stokes import ForwardModel
 
@@ -21,17 +21,6 @@ from pde_data.navier_stokes import ForwardModel
 SIZES = {"smoke": [("smoke preset", "smoke", 20, 3, "")],
          "full": [("paper preset", "paper", 20, 5, "<= 1.3")]}
 
-
-def _interleaved(first, second, n):
-    """Median seconds per call of `first(i)` and `second(i)`, alternated call by call."""
-    times = np.empty((n, 2))
-    for i in range(n):
-        t0 = time.perf_counter()
-        first(i)
-        t1 = time.perf_counter()
-        second(i)
-        times[i] = t1 - t0, time.perf_counter() - t1
-    return tuple(np.median(times, axis=0))
 
 
 def entries(scale):
@@ -54,7 +43,7 @@ def entries(scale):
         sample(0), bare(0)  # warm-up
         ratios, per_sample = [], []
         for _ in range(repeats):
-            t_sample, t_bare = _interleaved(sample, bare, n_calls)
+            t_sample, t_bare = interleaved(sample, bare, n_calls)
             ratios.append(t_sample / t_bare)
             per_sample.append(t_sample)
         s = model.settings

@@ -88,24 +88,13 @@ class TwoWeightBlock(nn.Module):
         return {"kind": self.kind, "activation": self.activation_name}
 
 
-class DenseBlock(nn.Module):
+class DenseBlock(ResidualBlock):
     """``σ(W h + b)``: a plain layer, no skip connection (not function preserving)."""
 
     kind = "dense"
 
-    def __init__(self, width: int, activation: str, weight=None, bias=None, dtype=None, device=None):
-        super().__init__()
-        self.activation_name = activation
-        self.act: Activation = get_activation(activation)
-        self.linear = nn.Linear(width, width, dtype=dtype, device=device)
-        _copy_or_zero(self.linear.weight, weight, "weight")
-        _copy_or_zero(self.linear.bias, bias, "bias")
-
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(h))
-
-    def spec(self) -> dict:
-        return {"kind": self.kind, "activation": self.activation_name}
 
 
 BLOCKS = {cls.kind: cls for cls in (ResidualBlock, TwoWeightBlock, DenseBlock)}
