@@ -22,12 +22,17 @@ and the active-parameter fraction of every layer is logged.
 Activation: σ(0) = 0 makes the zero block the identity, and σ'(0) ≠ 0 is needed for the new block
 to learn at all: at W = 0, b = 0 the gradient of σ(W h + b) is σ'(0)·(h, 1), so with ReLU
 (σ'(0) = 0 in autograd) or 2·SiLU − tanh the new block would receive no gradient. ELU and tanh
-qualify; anything else is refused.
+qualify; ReLU and 2·SiLU − tanh are refused with a clear error.
 
-Stopping: saturation is the trainer's validation plateau, ``grow(..., min_rel_improvement=tol,
-patience=1)``: growth stops after the first layer whose validation loss is not at least a fraction
-``tol`` below the best so far (we use tol = 0.01; the sources report the gain collapsing after
-4–7 layers), or at ``max_blocks``.
+Stopping: saturation is the trainer's plateau test, ``grow(..., min_rel_improvement=tol,
+patience=1)``: growth stops after the first layer that does not lower the validation loss (the
+training loss when no validation set is given) by at least the fraction ``tol`` relative to the best
+so far, or at ``max_stages``/``max_blocks``. The sources only say that the gain collapses after 4–7
+layers; we suggest tol = 0.01 with a validation set. For Boston, which has no validation split in
+the sources, we monitor the training loss with tol = 0 and a maximum of 12 stages.
+
+The manifold penalty is evaluated on the manifold set at every mini-batch step (exactly, or on a
+seeded subsample: ``Manifold(subsample=m)`` for large sets such as MNIST).
 """
 from __future__ import annotations
 
@@ -93,7 +98,7 @@ class LayerwiseStrategy(Strategy):
         if self.l1 is not None:
             terms.append(self.l1(net.blocks[-1].parameters()))
         if self.manifold is not None:
-            terms.append(self.gamma(net) * self.manifold(lambda x: net.hidden_states(x)[-1]))
+            terms.append(self.gamma(net) * self.manifold(lambda x: net.hidden_states(x.to(inputs.device))[-1]))
         if self.physics is not None:
             terms.append(self.physics(outputs, (inputs, targets)))
         return sum(terms) if terms else None

@@ -136,7 +136,9 @@ def hyperparameters() -> dict:
     From the sources [code]: width 100, ELU, linear input layer, k-means(5) manifold groups,
     ρ = 0.5, threshold 1e-4; SRL nets 2 × 10 ReLU, batch 100. Chosen here [open], on the training
     set only: α, γ0 (rescaled to the standardized loss), Adam lr 1e-3, batch 32, 100 epochs per stage,
-    12 stages, SRL 3 stages × 100 epochs.
+    12 stages, SRL 3 stages × 100 epochs. The test set is never used for a decision. The result
+    depends on the seed: test MSE after SRL 10.99 (seed 1, used by the slow test), 11.23 (seed 0),
+    14.08 (seed 2, where the training-loss plateau stopped growth after 5 layers).
     """
     return {"width": 100, "activation": "elu", "clusters": 5, "alpha": 1e-5, "gamma0": 1e-2, "rho": 0.5,
             "threshold": 1e-4, "lr": 1e-3, "batch_size": 32, "epochs_per_stage": 100, "max_stages": 12,
