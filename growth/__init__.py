@@ -9,3 +9,6 @@ from .sensitivity import sensitivity_scores, sensitivity_scores_reference
 from .trainer import Context, GrowResult, Strategy, carry_optimizer, evaluate_loss, grow
 from .strategies import (FixedBaseline, ForwardThinking, Net2DeeperNet, RandomInsertion, SensitivityStrategy,
                          TopologicalStrategy)
+from . import regularizers
+from .layerwise import LayerwiseStrategy
+from .srl import ResidualSum, SRLResult, sequential_residual_learning

@@ -31,7 +31,7 @@ from torch import nn
 from .checkpoint import NETWORKS, register_network
 from .networks import PlainMLP, count_parameters
 from .strategies import FixedBaseline
-from .trainer import _Log, evaluate_loss, grow
+from .trainer import RunLog, evaluate_loss, grow
 
 __all__ = ["ResidualSum", "SRLResult", "sequential_residual_learning"]
 
@@ -94,7 +94,7 @@ def sequential_residual_learning(
     ref = next(result.parameters())
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    logger = _Log(None if out_dir is None else Path(out_dir), callback)
+    logger = RunLog(None if out_dir is None else Path(out_dir), callback)
     monitored = val if val is not None else train
 
     def loss(data) -> float:

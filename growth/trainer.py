@@ -171,7 +171,7 @@ def _default_optimizer(params):
     return torch.optim.Adam(params, lr=1e-3)
 
 
-class _Log:
+class RunLog:
     def __init__(self, out_dir: Optional[Path], callback: Optional[Callable]):
         self.records: list = []
         self.path = None if out_dir is None else out_dir / "log.jsonl"
@@ -224,7 +224,7 @@ def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optiona
     out = None if out_dir is None else Path(out_dir)
     if out is not None:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    logger = _Log(out, callback)
+    logger = RunLog(out, callback)
     generator = torch.Generator().manual_seed(seed)
     train = tuple(t.to(device) for t in train)
     val = None if val is None else tuple(t.to(device) for t in val)
