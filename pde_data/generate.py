@@ -3,8 +3,9 @@
 `generate(...)` fills `FILE.partial` (created, or resumed when it holds the same problem, preset,
 seed and config) and renames it to FILE once no row is pending. COMM_WORLD is split into groups
 of `procs_per_sample` ranks; the forward model is built on the group communicator. Groups take the
-pending samples round-robin; in each round every group solves one sample, group leaders write
-their rows (independent MPI-IO), then every rank flushes (collective, also in empty rounds).
+pending samples round-robin; in each round every group solves its share of the next samples
+(one each at first, more for fast models), group leaders write their rows (independent MPI-IO),
+then every rank flushes (collective, also in empty rounds).
 Sample i draws only from `SeedSequence(base_seed, spawn_key=(i,))`, so the file content does not
 depend on the number of processes.
 """
@@ -25,6 +26,8 @@ from pde_data.registry import forward_model_class
 
 VERSIONED_PACKAGES = {"dolfinx": "fenics-dolfinx", "petsc4py": "petsc4py", "mpi4py": "mpi4py",
                       "numpy": "numpy", "h5py": "h5py", "pde_data": "growing-pde-nets"}
+ROUND_SECONDS = 0.5  # target wall time of one round (solve, write, collective flush)
+MAX_BATCH = 1024     # most samples per group in one round
 
 
 @dataclass
@@ -97,23 +100,41 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
 
 
 def _fill(f, model, seed, comm, group, xdmf_dir, xdmf_count, log):
-    """Compute every pending row of the open file `f`; returns (rows computed, loop seconds)."""
-    pending = np.flatnonzero(f["status"][()] == store.PENDING)
-    n_groups = comm.size // group.size
-    mine = pending[comm.rank // group.size::n_groups]
-    n_rounds = -(-len(pending) // n_groups)
+    """Compute every pending row of the open file `f`; returns (rows computed, loop seconds).
+
+    Each round takes the next `batch` x (number of groups) pending samples, dealt round-robin to
+    the groups, then flushes (collective). Rank 0 adapts `batch` so a round lasts about
+    ROUND_SECONDS: fast models do not pay a collective flush per sample, slow ones flush after each.
+    """
+    # read on rank 0 and shared: another rank may already be writing rows when a late one reads
+    pending = comm.bcast(np.flatnonzero(f["status"][()] == store.PENDING) if comm.rank == 0 else None)
+    n_groups, group_id = comm.size // group.size, comm.rank // group.size
     progress = _Progress(len(pending), len(f["status"]), log) if comm.rank == 0 else None
     start = time.perf_counter()
-    for r in range(n_rounds):
-        if r < len(mine):
-            _solve_and_write(model, f, int(mine[r]), seed, group.rank == 0, xdmf_dir, xdmf_count)
+    position, batch = 0, 1
+    while position < len(pending):
+        round_start = time.perf_counter()
+        chunk = pending[position:position + batch * n_groups]
+        for index in chunk[group_id::n_groups]:
+            _solve_and_write(model, f, int(index), seed, group.rank == 0, xdmf_dir, xdmf_count)
         f.flush()
+        position += len(chunk)
         if progress:
-            progress.update(min(n_groups, len(pending) - r * n_groups))
+            progress.update(len(chunk))
+        batch = comm.bcast(_next_batch(batch, time.perf_counter() - round_start), root=0)
     comm.Barrier()
     if progress:
         progress.close()
     return len(pending), comm.bcast(time.perf_counter() - start, root=0)
+
+
+def _next_batch(batch, seconds):
+    """Samples per group in the next round: doubled or halved towards ROUND_SECONDS per round."""
+    if seconds < ROUND_SECONDS / 2:
+        return min(2 * batch, MAX_BATCH)
+    if seconds > 2 * ROUND_SECONDS:
+        return max(batch // 2, 1)
+    return batch
 
 
 def _prepare_output(out, partial, ident, overwrite):

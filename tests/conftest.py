@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from pde_data.errors import ConfigError, SolverFailure
 from pde_data.forward_model import BaseForwardModel
@@ -83,3 +84,33 @@ def run_cli(args, nprocs=None, env=None, toy=True, **kwargs):
     full_env = {**os.environ, **MPI_ENV, **(env or {})}
     return subprocess.run(command + [str(a) for a in args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def file_content(path):
+    """{object path: bytes or attribute value} of every dataset and attribute of an HDF5 file,
+    except the root attribute `created_utc`; equal dicts mean bit-identical content."""
+    import h5py
+
+    content = {}
+
+    def add(name, item):
+        for key, value in item.attrs.items():
+            if (name, key) != ("/", "created_utc"):
+                content[f"{name}@{key}"] = np.asarray(value).tolist()
+        if isinstance(item, h5py.Dataset):
+            data = item[()]
+            content[name] = (data.dtype.str, data.shape, data.tobytes())
+
+    with h5py.File(path, "r") as f:
+        add("/", f)
+        f.visititems(add)
+    return content
+
+
+@pytest.fixture
+def toy_problem(monkeypatch):
+    """Register the toy model as problem `toy` in this process."""
+    import pde_data.registry
+
+    monkeypatch.setitem(pde_data.registry.FORWARD_MODELS, "toy", "tests.conftest")
+    return "toy"
