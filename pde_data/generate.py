@@ -3,9 +3,9 @@
 `generate(...)` fills `FILE.partial` (created, or resumed when it holds the same problem, preset,
 seed and config) and renames it to FILE once no row is pending. COMM_WORLD is split into groups
 of `procs_per_sample` ranks; the forward model is built on the group communicator. Groups take the
-pending samples round-robin; in each round every group solves its share of the next samples
-(one each at first, more for fast models), group leaders write their rows (independent MPI-IO),
-then every rank flushes (collective, also in empty rounds).
+pending samples in rounds: every group solves its share of the next samples (one each at first,
+more for fast models), group leaders write their rows (independent MPI-IO), then every rank
+flushes (collective, also in empty rounds).
 Sample i draws only from `SeedSequence(base_seed, spawn_key=(i,))`, so the file content does not
 depend on the number of processes.
 """
@@ -28,6 +28,7 @@ VERSIONED_PACKAGES = {"dolfinx": "fenics-dolfinx", "petsc4py": "petsc4py", "mpi4
                       "numpy": "numpy", "h5py": "h5py", "pde_data": "growing-pde-nets"}
 ROUND_SECONDS = 0.5  # target wall time of one round (solve, write, collective flush)
 MAX_BATCH = 1024     # most samples per group in one round
+BUFFER_BYTES = 2**26  # and at most this many bytes of rows per group
 
 
 @dataclass
@@ -102,36 +103,60 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
 def _fill(f, model, seed, comm, group, xdmf_dir, xdmf_count, log):
     """Compute every pending row of the open file `f`; returns (rows computed, loop seconds).
 
-    Each round takes the next `batch` x (number of groups) pending samples, dealt round-robin to
-    the groups, then flushes (collective). Rank 0 adapts `batch` so a round lasts about
-    ROUND_SECONDS: fast models do not pay a collective flush per sample, slow ones flush after each.
+    Each round takes the next `batch` x (number of groups) pending samples, splits them into one
+    consecutive share per group, then flushes (collective). Rank 0 adapts `batch` so that a round
+    lasts about ROUND_SECONDS: fast models write blocks of rows and flush rarely, slow ones flush
+    after every sample.
     """
     # read on rank 0 and shared: another rank may already be writing rows when a late one reads
     pending = comm.bcast(np.flatnonzero(f["status"][()] == store.PENDING) if comm.rank == 0 else None)
     n_groups, group_id = comm.size // group.size, comm.rank // group.size
+    layout = model.layout()
+    max_batch = max(1, min(MAX_BATCH, BUFFER_BYTES // (8 * sum(layout.values()))))
     progress = _Progress(len(pending), len(f["status"]), log) if comm.rank == 0 else None
     start = time.perf_counter()
     position, batch = 0, 1
     while position < len(pending):
         round_start = time.perf_counter()
         chunk = pending[position:position + batch * n_groups]
-        for index in chunk[group_id::n_groups]:
-            _solve_and_write(model, f, int(index), seed, group.rank == 0, xdmf_dir, xdmf_count)
+        share = np.array_split(chunk, n_groups)[group_id]
+        rows, status = _solve(model, share, seed, layout, xdmf_dir, xdmf_count)
+        if group.rank == 0:
+            for run in np.split(np.arange(len(share)), np.flatnonzero(np.diff(share) != 1) + 1):
+                if len(run):
+                    store.write_rows(f, int(share[run[0]]), {k: v[run] for k, v in rows.items()}, status[run])
         f.flush()
         position += len(chunk)
         if progress:
             progress.update(len(chunk))
-        batch = comm.bcast(_next_batch(batch, time.perf_counter() - round_start), root=0)
+        batch = comm.bcast(_next_batch(batch, time.perf_counter() - round_start, max_batch), root=0)
     comm.Barrier()
     if progress:
         progress.close()
     return len(pending), comm.bcast(time.perf_counter() - start, root=0)
 
 
-def _next_batch(batch, seconds):
+def _solve(model, indices, seed, layout, xdmf_dir, xdmf_count):
+    """Rows {name: (n, width)} and status (n,) of samples `indices` (NaN rows, status 2 on failure)."""
+    rows = {name: np.full((len(indices), width), np.nan) for name, width in layout.items()}
+    status = np.full(len(indices), store.DONE, dtype=np.int8)
+    for k, index in enumerate(map(int, indices)):
+        try:
+            sample = model.solve(index, sample_rng(seed, index))
+        except SolverFailure:
+            status[k] = store.FAILED
+            continue
+        for name, row in sample.items():
+            rows[name][k] = row
+        if xdmf_dir and index < xdmf_count:
+            model.export_xdmf(xdmf_dir, index, sample)
+    return rows, status
+
+
+def _next_batch(batch, seconds, max_batch):
     """Samples per group in the next round: doubled or halved towards ROUND_SECONDS per round."""
     if seconds < ROUND_SECONDS / 2:
-        return min(2 * batch, MAX_BATCH)
+        return min(2 * batch, max_batch)
     if seconds > 2 * ROUND_SECONDS:
         return max(batch // 2, 1)
     return batch
@@ -151,20 +176,6 @@ def _prepare_output(out, partial, ident, overwrite):
             raise DatasetError(f"{error}; delete it or use --overwrite to start over") from None
         os.remove(partial)
         return False
-
-
-def _solve_and_write(model, f, index, seed, leader, xdmf_dir, xdmf_count):
-    """Solve sample `index` on the group; the leader writes its rows (status 2 on SolverFailure)."""
-    try:
-        rows = model.solve(index, sample_rng(seed, index))
-    except SolverFailure:
-        if leader:
-            f["status"][index] = store.FAILED
-        return
-    if leader:
-        store.write_sample(f, index, rows)
-    if xdmf_dir and index < xdmf_count:
-        model.export_xdmf(xdmf_dir, index, rows)
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ the model's physical attributes; per-sample datasets (N, width) float64 filled w
 `/status` (N,) int8 (0 pending, 1 done, 2 solver failure); `/geometry/*`, `/operators/*`.
 
 Crash safety: every dataset is contiguous and allocated (and filled) when the file is created, so
-writing samples changes raw data only, never metadata. A sample's rows are written before its
-status, so a row with status != 0 is complete whenever the process is killed. Work in progress
+writing samples changes raw data only, never metadata. Rows are written before their status,
+so a row with status != 0 is complete whenever the process is killed. Work in progress
 lives in `FILE.partial` (`partial_path`), which the driver renames to FILE once no row is pending.
 
 Needs only h5py and numpy (no dolfinx, no MPI unless `open_rows` is given a communicator), so
@@ -105,11 +105,13 @@ def open_rows(path, comm=None):
     return h5py.File(path, "r+")
 
 
-def write_sample(f, index, rows, status=DONE):
-    """Write sample `index`: every row of `rows` ({name: 1-D array}) first, its status last."""
-    for name, row in rows.items():
-        f[name][index] = np.asarray(row, dtype=np.float64)
-    f["status"][index] = status
+def write_rows(f, start, rows, status):
+    """Write samples start, start+1, ...: every block of `rows` ({name: (n, width) array}) first,
+    then their `status` (n,) (DONE, or FAILED with NaN rows), so a set status means complete rows."""
+    stop = start + len(status)
+    for name, block in rows.items():
+        f[name][start:stop] = block
+    f["status"][start:stop] = status
 
 
 def validate(path):

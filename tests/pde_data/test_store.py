@@ -27,21 +27,23 @@ def test_round_trip_rows_status_geometry_and_attributes(tmp_path):
     path = tmp_path / "d.h5"
     model = make_file(path)
     size_created = os.path.getsize(path)
-    rows = {i: model.solve(i, np.random.default_rng(i)) for i in (0, 3)}
+    solved = {i: model.solve(i, np.random.default_rng(i)) for i in (0, 1, 3)}
+    block = {name: np.array([solved[0][name], solved[1][name]]) for name in solved[0]}
+    failed = {name: np.full((1, width), np.nan) for name, width in model.layout().items()}
     with store.open_rows(str(path)) as f:
-        for i, r in rows.items():
-            store.write_sample(f, i, r)
-        f["status"][4] = store.FAILED
+        store.write_rows(f, 0, block, np.array([store.DONE, store.DONE], dtype=np.int8))
+        store.write_rows(f, 3, {k: v[None] for k, v in solved[3].items()}, np.array([store.DONE], np.int8))
+        store.write_rows(f, 4, failed, np.array([store.FAILED], dtype=np.int8))
     assert os.path.getsize(path) == size_created  # preallocated: writing rows adds nothing
 
     data = store.read(str(path))
-    assert data.arrays["status"].tolist() == [1, 0, 0, 1, 2]
+    assert data.arrays["status"].tolist() == [1, 1, 0, 1, 2]
     for name, width in model.layout().items():
         assert data.arrays[name].shape == (5, width)
-        for i in (0, 3):
-            np.testing.assert_array_equal(data.arrays[name][i], rows[i][name])
-        assert np.isnan(data.arrays[name][[1, 2, 4]]).all()
-        np.testing.assert_array_equal(data.rows(name), data.arrays[name][[0, 3]])
+        for i in (0, 1, 3):
+            np.testing.assert_array_equal(data.arrays[name][i], solved[i][name])
+        assert np.isnan(data.arrays[name][[2, 4]]).all()
+        np.testing.assert_array_equal(data.rows(name), data.arrays[name][[0, 1, 3]])
     np.testing.assert_array_equal(data.arrays["operators/identity"], np.eye(6))
     assert data.array_attrs["geometry/parameter_points"]["grid_shape"].tolist() == [6]
     assert data.attrs["problem"] == "toy" and data.attrs["preset"] == "smoke"
