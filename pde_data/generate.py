@@ -89,8 +89,8 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
         status = f["status"][()]
         f.close()
         group.Free()
-        if np.any(status == store.PENDING):
-            raise DatasetError(f"{partial}: rows still pending after generation")
+        if np.any(status == store.PENDING):  # the rename below must never publish a partial file
+            raise RuntimeError(f"{partial}: rows still pending after generation")
         failed = np.flatnonzero(status == store.FAILED).tolist()
         report = Report(out, len(status), n_computed, len(failed), failed, loop_seconds)
         if comm.rank == 0:

@@ -52,7 +52,11 @@ def create(path, ident, layout, static_arrays, attributes, dataset_attributes, v
     if clash:
         raise ValueError(f"model attributes use reserved names: {', '.join(clash)}")
     tmp = f"{path}.new"
-    with h5py.File(tmp, "w") as f:
+    try:
+        f = h5py.File(tmp, "w")
+    except OSError as error:
+        raise DatasetError(f"cannot create {path} ({_first_line(error)})") from None
+    with f:
         f.attrs["schema_version"] = SCHEMA_VERSION
         for key in IDENTITY_KEYS:
             f.attrs[key] = ident[key]

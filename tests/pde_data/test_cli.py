@@ -32,6 +32,7 @@ def one_line_error(capsys, argv, expected_status=2):
     (GEN + ["--out", "x.h5", "--procs-per-sample", "0"], "procs-per-sample"),
     (GEN + ["--out", "x.h5", "--colour"], "--colour"),
     (GEN, "--out"),
+    (GEN + ["--out", "missing/x.h5"], "cannot create missing/x.h5"),
 ])
 def test_bad_generate_input_is_one_line(tmp_path, monkeypatch, capsys, toy_problem, argv, named):
     monkeypatch.chdir(tmp_path)

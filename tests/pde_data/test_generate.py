@@ -17,7 +17,8 @@ from tests.conftest import MPI_ENV, REPO, TOY_MAIN, ForwardModel as Toy, file_co
 
 def test_rows_are_the_model_solved_with_each_samples_own_seed(tmp_path, toy_problem):
     out = str(tmp_path / "toy.h5")
-    report = generate("toy", "smoke", out, overrides={"size": "5"}, n_samples=7, seed=3, log=lambda line: None)
+    report = generate("toy", "smoke", out, overrides={"size": "5"}, n_samples=7, seed=3,
+                      log=lambda line: None)
     assert report.n_computed == 7 and report.n_failed == 0
     assert not os.path.exists(store.partial_path(out))
     data = store.read(out)
