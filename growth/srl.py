@@ -1,24 +1,41 @@
 """Sequential residual learning, SRL (Krishnanunni & Bui-Thanh, arXiv:2211.06860; METHODS.md §A).
 
 After any trained network f_1 (layerwise or a baseline), fit small fresh networks Q_1, Q_2, ... one
-after another, each by mean squared error to the current training residual
+after another and predict F_K = f_1 + Σ_{k≤K} Q_k. Stage k minimizes the task loss ℓ of the sum over
+the new network only (everything fitted before is frozen):
 
-    r_k = t − (f_1(x) + Σ_{j<k} Q_j(x)),      Q_k = argmin_Q mean ‖Q(x) − r_k‖²,
+    Q_k = argmin_Q (1/S) Σ_s ℓ(F_{k−1}(x_s) + Q(x_s), t_s).
 
-and predict f_1 + Σ_k Q_k. Each Q_k is a :class:`~growth.networks.PlainMLP` trained by the growth
-trainer (:func:`growth.grow` with :class:`~growth.strategies.FixedBaseline`), with its head started
-at zero so that every stage starts from the previous model's function.
+For the mean squared error this is exactly the sources' rule, Q_k fits the current training residual
+r_k = t − F_{k−1}(x) by MSE (ℓ(F + Q, t) = ‖Q − (t − F)‖²). For classification the sources do not
+say how SRL treats class labels [open]; we use the same rule with ℓ = cross-entropy on the logits,
+i.e. gradient boosting in function space: each Q_k corrects the logits of the current model. The
+alternative, MSE on one-hot targets, gave 0.817 test accuracy on MNIST here (0.987 published): it
+trains the classifier with a loss it is not evaluated with and squanders capacity on fitting logits
+to exactly 0/1. Implementation: F_{k−1}(x) is computed once per stage and passed to the trainer as
+extra input columns, ``[x, F_{k−1}(x)] ↦ F_{k−1}(x) + Q_k(x)`` (:class:`_Offset`), so the frozen
+networks are not re-evaluated at every mini-batch and the loss is that of the sum.
 
-Stopping rule: at most ``n_stages`` stages; a stage is kept only if it lowers the monitored loss
-(the validation MSE of the sum when a validation set is given, else the training MSE) by at least
-the fraction ``min_rel_decrease``; the first stage that does not is discarded and SRL stops. Hence
-the monitored loss never increases from one kept stage to the next.
+Each Q_k is a :class:`~growth.networks.PlainMLP` trained by the growth trainer (:func:`growth.grow`
+with :class:`~growth.strategies.FixedBaseline`), with its head started at zero so that every stage
+starts from the previous model's function.
+
+Epochs and stopping. With a validation set, Q_k is trained for ``epochs`` epochs and the state with
+the lowest validation loss of the sum is kept (best-validation restore; the zero function before the
+first epoch is a candidate), so the number of epochs of every stage is chosen on validation data.
+Without one, the final state is kept. A stage is accepted only if it lowers the monitored loss (the
+validation loss of the sum when a validation set is given, else the training loss) by more than the
+fraction ``min_rel_decrease`` and does not raise the training loss; the first stage that fails is
+discarded and SRL stops. Hence neither the monitored nor the training loss increases from one kept
+stage to the next.
 
 Every stage is written to the growth log like a growth event (``event: "growth"``, ``method: "srl"``,
-training loss before/after and its change, parameter counts, wall time), its epochs as epoch records.
+training loss before/after and its change, the kept epoch, parameter counts, wall time), its epochs as
+epoch records.
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -81,8 +98,10 @@ def sequential_residual_learning(
         min_rel_decrease: float = 0.0, seed: int = 0, loss_fn: Optional[Callable] = None,
         out_dir: Union[str, os.PathLike, None] = None, callback: Optional[Callable] = None) -> SRLResult:
     """Fit up to ``n_stages`` small networks (``n_hidden`` hidden layers of ``width``, ``activation``;
-    the sources: 2 × 10, ReLU, 200 epochs, batch 100) to the training residual of ``model``
-    (see the module docstring). ``model`` is not modified; its parameters are frozen inside the result.
+    the sources: 2 × 10, ReLU, batch 100) to ``model`` by the task loss ``loss_fn`` of the sum
+    (default MSE: the training residual; cross-entropy for logits), see the module docstring.
+    ``epochs`` is the most a stage trains; with ``val`` the best-validation epoch is kept.
+    ``model`` is not modified; its parameters are frozen inside the result.
     ``out_dir``/``callback`` as in :func:`growth.grow` (the records are appended to ``log.jsonl``).
     """
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
@@ -92,6 +111,8 @@ def sequential_residual_learning(
     for p in result.parameters():
         p.requires_grad_(False)
     ref = next(result.parameters())
+    with torch.no_grad():
+        n_out = result(x[:1]).shape[1]
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     logger = RunLog(None if out_dir is None else Path(out_dir), callback)
@@ -100,30 +121,40 @@ def sequential_residual_learning(
     def loss(data) -> float:
         return evaluate_loss(result, loss_fn, *data)
 
+    def with_offset(data):  # [x, F_{k−1}(x)], the targets unchanged
+        with torch.no_grad():
+            return torch.cat([data[0], result(data[0])], dim=1), data[1]
+
     reason = "max stages"
     for k in range(1, n_stages + 1):
         t0 = time.perf_counter()
         before, monitored_before, params_before = loss(train), loss(monitored), count_parameters(result)
-        with torch.no_grad():
-            residual = t - result(x)
-            val_residual = None if val is None else (val[0], val[1] - result(val[0]))
-        q = _fresh_network(x.shape[1], t.shape[1], width, n_hidden, activation, seed + k, ref)
+        q = _fresh_network(x.shape[1], n_out, width, n_hidden, activation, seed + k, ref)
+        best = {"loss": monitored_before, "epoch": 0, "state": copy.deepcopy(q.state_dict())}
 
-        def log_epoch(record, k=k):
-            if record["event"] == "epoch":
-                logger({**record, "phase": "srl", "stage": k})
+        def on_epoch(record, k=k, q=q, best=best):
+            if record["event"] != "epoch":
+                return
+            logger({**record, "phase": "srl", "stage": k})
+            if val is not None and record["val_loss"] < best["loss"]:
+                best.update(loss=record["val_loss"], epoch=record["epoch"], state=copy.deepcopy(q.state_dict()))
 
-        fit = grow(q, FixedBaseline(), (x, residual), val_residual, loss_fn=loss_fn, epochs_per_stage=epochs,
-                   batch_size=batch_size, optimizer=optimizer, seed=seed + k, progress=False, callback=log_epoch)
-        result.corrections.append(fit.net)
-        for p in fit.net.parameters():
+        grow(_Offset(q, x.shape[1]), FixedBaseline(), with_offset(train), None if val is None else with_offset(val),
+             loss_fn=loss_fn, epochs_per_stage=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed + k,
+             progress=False, callback=on_epoch)
+        kept_epoch = epochs
+        if val is not None:
+            q.load_state_dict(best["state"])
+            kept_epoch = best["epoch"]
+        result.corrections.append(q)
+        for p in q.parameters():
             p.requires_grad_(False)
         after, monitored_after = loss(train), loss(monitored)
-        accepted = monitored_after <= monitored_before * (1.0 - min_rel_decrease) and after <= before
+        accepted = monitored_after < monitored_before * (1.0 - min_rel_decrease) and after <= before
         logger({"event": "growth", "method": "srl", "stage": k, "location": "output", "score": None,
                 "eps": None, "predicted_decrease": None, "loss_before": before, "loss_after": after,
                 "actual_change": after - before, "monitored_before": monitored_before,
-                "monitored_after": monitored_after, "accepted": accepted,
+                "monitored_after": monitored_after, "kept_epoch": kept_epoch, "accepted": accepted,
                 "parameters_before": params_before, "parameters_after": count_parameters(result),
                 "wall_time_s": time.perf_counter() - t0})
         if not accepted:
@@ -132,6 +163,18 @@ def sequential_residual_learning(
             break
     logger({"event": "stop", "method": "srl", "stage": len(result.corrections), "reason": reason})
     return SRLResult(result, logger.records, reason)
+
+
+class _Offset(nn.Module):
+    """``[x, F(x)] ↦ F(x) + q(x)``: the correction ``q`` on top of a fixed prediction given as the
+    last input columns (``n_in`` = the number of columns of x)."""
+
+    def __init__(self, q: nn.Module, n_in: int):
+        super().__init__()
+        self.q, self.n_in = q, n_in
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, self.n_in:] + self.q(z[:, :self.n_in])
 
 
 def _fresh_network(n_in, n_out, width, n_hidden, activation, seed, ref) -> PlainMLP:

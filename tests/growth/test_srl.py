@@ -82,3 +82,54 @@ def test_residual_sum_saves_and_loads_bit_for_bit(tmp_path):
     assert isinstance(loaded, ResidualSum) and len(loaded.corrections) == len(res.model.corrections)
     with torch.no_grad():
         assert torch.equal(loaded(TEST[0]), res.model(TEST[0]))
+
+
+def spirals(n, seed, classes=3):
+    """``classes`` interleaved noisy spiral arms in the plane; labels 0..classes−1."""
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(classes, (n,), generator=g)
+    r = torch.rand(n, generator=g, dtype=torch.float64)
+    angle = 3.0 * r + 2 * torch.pi * label / classes + 0.2 * torch.randn(n, generator=g, dtype=torch.float64)
+    return torch.stack([r * torch.cos(angle), r * torch.sin(angle)], dim=1), label
+
+
+def test_classification_srl_boosts_logits_by_cross_entropy():
+    train, val = spirals(300, 0), spirals(150, 1)
+    torch.manual_seed(0)
+    net = ResidualMLP(2, 3, 8, 1, activation="elu", input_activation=None).double()
+    ce = torch.nn.CrossEntropyLoss()
+    base = grow(net, FixedBaseline(), train, loss_fn=ce, epochs_per_stage=30, batch_size=50, progress=False).net
+    res = sequential_residual_learning(base, train, val, n_stages=3, width=16, epochs=60, batch_size=50,
+                                       optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), seed=0, loss_fn=ce)
+    events = [r for r in res.history if r["event"] == "growth"]
+    kept = [e for e in events if e["accepted"]]
+    assert len(kept) == len(res.model.corrections) >= 2
+    train_losses = [events[0]["loss_before"]] + [e["loss_after"] for e in kept]
+    assert all(b <= a for a, b in zip(train_losses, train_losses[1:])), train_losses
+    assert train_losses[-1] < 0.8 * train_losses[0]
+    val_losses = [events[0]["monitored_before"]] + [e["monitored_after"] for e in kept]
+    assert all(b < a for a, b in zip(val_losses, val_losses[1:])), val_losses
+    assert events[0]["monitored_before"] == pytest.approx(growth.evaluate_loss(base, ce, *val), rel=1e-12)
+
+    def accuracy(model, d):
+        with torch.no_grad():
+            return float((model(d[0]).argmax(1) == d[1]).double().mean())
+
+    assert accuracy(res.model, val) > accuracy(base, val)
+    assert all(0 <= e["kept_epoch"] <= 60 for e in events)
+
+
+def test_mse_stage_is_the_residual_fit_and_keeps_the_best_validation_epoch():
+    base = baseline(20)
+    val = data(60, 2)
+    records = []
+    res = sequential_residual_learning(base, TRAIN, val, n_stages=1, width=16, epochs=50, batch_size=32,
+                                       optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), seed=0, callback=records.append)
+    epochs = [r for r in records if r["event"] == "epoch"]
+    event = [r for r in records if r["event"] == "growth"][0]
+    best = min(epochs, key=lambda r: r["val_loss"])
+    assert event["kept_epoch"] == best["epoch"] and len(epochs) == 50
+    assert event["monitored_after"] == pytest.approx(best["val_loss"], rel=1e-10)
+    with torch.no_grad():  # the epoch records' val_loss is the MSE of base + Q, i.e. Q against the residual
+        q = res.model.corrections[0]
+        assert mse(res.model, val) == pytest.approx(float(((q(val[0]) - (val[1] - base(val[0]))) ** 2).mean()), rel=1e-10)
