@@ -21,9 +21,9 @@ earlier when the validation loss stops improving), with Adam at the preset's ``l
                    ``epochs // n_trials`` epochs; the trial with the best validation loss is kept
 =================  ===========================================================================
 
-For classification the layerwise_srl method trains both phases with the mean squared error on
-one-hot targets, since SRL fits real-valued residuals t − f(x) [open: the sources do not say how
-SRL treats class labels]; every other method uses the cross-entropy.
+For classification the layerwise_srl method trains both phases with the cross-entropy on the logits,
+like every other method: SRL stage k minimizes the loss of the sum of all networks so far (boosting in
+function space; for the MSE exactly the residual fit of the sources), see :mod:`growth.srl`.
 """
 from __future__ import annotations
 
@@ -130,9 +130,6 @@ def train(problem: Problem, data: Data, method: str, seed: int, device, callback
         return search(problem, data, s, seed, device, callback)
     loss_fn = problem.loss_fn()
     train_data, val_data = data.train, data.val
-    if method == "layerwise_srl" and problem.kind == "classification":
-        n_classes = data.info["n_classes"]
-        loss_fn, train_data, val_data = nn.MSELoss(), _one_hot(data.train, n_classes), _one_hot(data.val, n_classes)
     n_stages = s["final_blocks"] - s["n_blocks"] + 1
     n_blocks, epochs = s["n_blocks"], s["epochs"] // n_stages
     if method == "baseline":
@@ -151,14 +148,9 @@ def train(problem: Problem, data: Data, method: str, seed: int, device, callback
     srl = sequential_residual_learning(
         result.net, train_data, val_data, n_stages=s["srl_stages"], width=s["srl_width"],
         n_hidden=s["srl_hidden"], activation=s["srl_activation"], epochs=epochs, batch_size=s["batch_size"],
-        optimizer=adam(s["lr"]), seed=seed, loss_fn=nn.MSELoss(),
+        optimizer=adam(s["lr"]), seed=seed, loss_fn=loss_fn,
         callback=lambda record: callback({**record, "phase": "srl"}, None))
     return Trained(srl.model, result.history + srl.history, f"{result.stop_reason}; srl: {srl.stop_reason}")
-
-
-def _one_hot(pair, n_classes: int):
-    x, labels = pair
-    return x, nn.functional.one_hot(labels, n_classes).to(x.dtype)
 
 
 def n_epochs(history: list) -> int:
