@@ -41,14 +41,17 @@ def _normal(shape, std: float, like: torch.Tensor, generator: torch.Generator) -
 class TopologicalStrategy(Strategy):
     """Topological-derivative insertion. Options: ``multi_neuron``/``ratio``/``max_neurons`` (the
     authors' top-k rule), ``bias`` (bias augmentation), ``step``/``max_steps`` (ε line search on the
-    training loss), ``batch_size`` (mini-batches for accumulating Q_l)."""
+    training loss), ``batch_size`` (mini-batches for accumulating Q_l), ``subsample`` (estimate Q_l
+    from that many training samples, a random subset fixed by ``subsample_seed`` and the same at every
+    insertion: unbiased, see :mod:`growth.topological`; None, the default, uses all of them)."""
 
     name = "topological"
 
     def __init__(self, multi_neuron: bool = False, ratio: float = 0.5, max_neurons: Optional[int] = None,
-                 bias: bool = False, step: float = 0.1, max_steps: int = 100, batch_size: Optional[int] = None):
+                 bias: bool = False, step: float = 0.1, max_steps: int = 100, batch_size: Optional[int] = None,
+                 subsample: Optional[int] = None, subsample_seed: int = 0):
         self.options = dict(multi_neuron=multi_neuron, ratio=ratio, max_neurons=max_neurons, bias=bias,
-                            batch_size=batch_size)
+                            batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed)
         self.step, self.max_steps = step, max_steps
 
     def check(self, net):

@@ -17,6 +17,15 @@ least ``ratio · λ_max`` and normalizes; the proposal's ``score`` is then that 
 quotient ``φᵀ Q_l φ`` (the mean of the chosen eigenvalues), so that ``−(ε²/2)·score`` remains the
 predicted change; locations are ranked by λ_max(Q_l). λ_max ≤ 0 at every location means no
 second-order descent exists.
+
+Subsampling (``subsample=k``). With J the mean of the per-sample losses ℓ_s, λ_{s,l} =
+−(1/S) ∂ℓ_s/∂h_{s,l}, so Q_l = σ''(0) · (1/S) Σ_s g_s h̃_s h̃_sᵀ (g_s = −∂ℓ_s/∂h_{s,l}) is a sample
+mean over the S training samples. Its estimate from k samples U drawn uniformly without
+replacement, Q̂_l = σ''(0) · (1/k) Σ_{s∈U} g_s h̃_s h̃_sᵀ, is unbiased (E Q̂_l = Q_l) with entrywise
+variance (1 − k/S) v / k (v the variance of the S summands, denominator S − 1; zero at k = S), and costs k/S
+of the full pass. U is fixed by ``subsample_seed`` (``torch.randperm`` of a generator seeded with
+it), the same for every location, so the locations are compared on the same samples. The default
+``subsample=None`` (or k ≥ S) uses every sample.
 """
 from __future__ import annotations
 
@@ -27,7 +36,8 @@ from torch import nn
 
 from .proposal import Proposal, states_and_adjoints
 
-__all__ = ["check_td_activation", "q_blocks", "top_direction", "topological_derivative", "line_search", "dense_q"]
+__all__ = ["check_td_activation", "subsample_rows", "q_blocks", "top_direction", "topological_derivative",
+           "line_search", "dense_q"]
 
 _CHUNK = 256  # samples per product: bounds the (chunk, m²) intermediate (32 MiB at m = 128, float32)
 
@@ -47,11 +57,27 @@ def check_td_activation(net: nn.Module) -> float:
     return act.d2
 
 
+def subsample_rows(n: int, subsample: Optional[int], seed: int = 0) -> Optional[torch.Tensor]:
+    """Sorted indices of ``subsample`` of ``n`` rows, uniform without replacement and fixed by
+    ``seed``; None (all rows) when ``subsample`` is None or at least ``n``."""
+    if subsample is None or subsample >= n:
+        return None
+    if subsample < 1:
+        raise ValueError(f"subsample must be a positive number of samples, got {subsample}")
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subsample].sort().values
+
+
 def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
              bias: bool = False, locations: Optional[Sequence[int]] = None,
-             batch_size: Optional[int] = None) -> dict[int, torch.Tensor]:
-    """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, m = n (+1 with bias)."""
+             batch_size: Optional[int] = None, subsample: Optional[int] = None,
+             subsample_seed: int = 0) -> dict[int, torch.Tensor]:
+    """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, m = n (+1 with bias);
+    from the ``subsample`` rows :func:`subsample_rows` picks (module docstring), all by default."""
     d2 = check_td_activation(net)
+    rows = subsample_rows(inputs.shape[0], subsample, subsample_seed)
+    if rows is not None:
+        rows = rows.to(inputs.device)
+        inputs, targets = inputs[rows], targets[rows]
     locs = list(range(net.n_locations)) if locations is None else [net.check_location(l) for l in locations]
     m = net.width + int(bias)
     acc: dict[int, torch.Tensor] = {}
@@ -99,17 +125,19 @@ def top_direction(q: torch.Tensor, multi_neuron: bool = False, ratio: float = 0.
 def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
                            locations: Optional[Sequence[int]] = None, multi_neuron: bool = False,
                            ratio: float = 0.5, max_neurons: Optional[int] = None, bias: bool = False,
-                           eps: float = 1.0, batch_size: Optional[int] = None) -> list[Proposal]:
+                           eps: float = 1.0, batch_size: Optional[int] = None,
+                           subsample: Optional[int] = None, subsample_seed: int = 0) -> list[Proposal]:
     """One :class:`Proposal` per location (all by default), from one forward + backward pass per batch.
 
     ``weight`` (and ``bias`` with ``bias=True``) is the unit direction φ, ``score = φᵀ Q_l φ``,
     ``eigenvalue = λ_max(Q_l)``, ``predicted_decrease = eps²/2 · score`` for the given ``eps``
     (choose ε with :func:`line_search`). ``multi_neuron``/``ratio``/``max_neurons``: the authors'
-    rule (eigenvectors with eigenvalue ≥ ratio·λ_max, at most ``max_neurons``).
+    rule (eigenvectors with eigenvalue ≥ ratio·λ_max, at most ``max_neurons``). ``subsample``,
+    ``subsample_seed``: estimate Q_l from a fixed random subset of the samples (module docstring).
     """
     proposals = []
     for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
-                         batch_size=batch_size).items():
+                         batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed).items():
         phi, score, lam_max = top_direction(q, multi_neuron, ratio, max_neurons)
         w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
