@@ -86,7 +86,7 @@ def load(dtype: torch.dtype = torch.float32, path: Path | str = CSV) -> BostonDa
 # -- the problem binding (problems/registry.py) ------------------------------------------------
 from problems.base import Data, Problem, Standardizer  # noqa: E402
 
-_LAYERWISE = {"activation": "elu", "input_activation": None, "alpha": 0.05, "manifold": "clusters",
+_LAYERWISE = {"activation": "elu", "input_activation": None, "alpha": 1e-5, "manifold": "clusters",
               "manifold_clusters": 5, "gamma0": 1e-2, "rho": 0.5, "physics": None, "threshold": 1e-4}
 
 
@@ -98,6 +98,19 @@ class BostonProblem(Problem):
     with ``RandomState(split_seed)``, so training uses 300 tracts, fewer than the sources' 354.
     Standardization uses the statistics of all 354 training tracts (:func:`load`). ``test_mse`` is in
     thousand dollars², the units of the published numbers.
+
+    Paper preset, layerwise + SRL (every decision on the 54 validation tracts): [code] width 100, ELU,
+    linear input layer, k-means(5) manifold groups, γ_l = γ0·0.5^(l−2), L1 on the new block, hard
+    threshold 1e-4, SRL nets 2 × 10 ReLU; [open] γ0 = 1e-2 and α = 1e-5 (standardized loss), Adam
+    lr 1e-3, batch 32, 100 epochs per layer (budget 1600 = (12 + 4) × 100), at most 12 layers,
+    saturation = no validation gain for 2 layers, up to 4 SRL stages of at most 100 epochs each with
+    the best-validation epoch kept and a stage kept only if it lowers the validation MSE. Measured
+    test MSE after SRL: 16.07, 16.62, 14.99 (seeds 0, 1, 2; mean 15.89), not below the published
+    fixed baseline's 11.1. Alternatives scored on validation (α = 1e-3, γ0 = 1, lr 3e-3, 40 or 300
+    epochs per layer, patience 4, width 50, SRL width 20) differed there by less than the spread over
+    seeds and validation splits, so the first setting was kept; their mean test MSE was 14.3–20.0.
+    Training on all 354 tracts, 12 layers, no validation, gave 13.54, 11.88, 12.00 (mean 12.47).
+    The sources' 7.11 chooses the SRL epochs by test MSE and trains on all 354 tracts.
     """
 
     name = "boston"
@@ -109,8 +122,8 @@ class BostonProblem(Problem):
                   "batch_size": None, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64",
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},
                               "nas": {"n_trials": 3}}},
-        "paper": {"split": None, "width": 50, "n_blocks": 1, "final_blocks": 8, "epochs": 8000, "lr": 1e-3,
-                  "batch_size": 64, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64",
+        "paper": {"threads": 1, "split": None, "width": 100, "n_blocks": 1, "final_blocks": 12, "epochs": 1600,
+                  "lr": 1e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64",
                   "methods": {"layerwise": _LAYERWISE,
                               "layerwise_srl": {**_LAYERWISE, "srl_stages": 4, "srl_width": 10, "srl_hidden": 2},
                               "nas": {"n_trials": 16}}},
@@ -129,18 +142,3 @@ class BostonProblem(Problem):
                     Standardizer(np.array(d.y_mean), np.array(d.y_std)),
                     info={"index": {"train": train, "val": val, "test": split_indices()[1]}})
 
-
-def hyperparameters() -> dict:
-    """Settings of the layerwise + SRL run on Boston (standardized units; see the README).
-
-    From the sources [code]: width 100, ELU, linear input layer, k-means(5) manifold groups,
-    ρ = 0.5, threshold 1e-4; SRL nets 2 × 10 ReLU, batch 100. Chosen here [open], on the training
-    set only: α, γ0 (rescaled to the standardized loss), Adam lr 1e-3, batch 32, 100 epochs per stage,
-    12 stages, SRL 3 stages × 100 epochs. The test set is never used for a decision. The result
-    depends on the seed: test MSE after SRL 10.99 (seed 1, used by the slow test), 11.23 (seed 0),
-    14.08 (seed 2, where the training-loss plateau stopped growth after 5 layers).
-    """
-    return {"width": 100, "activation": "elu", "clusters": 5, "alpha": 1e-5, "gamma0": 1e-2, "rho": 0.5,
-            "threshold": 1e-4, "lr": 1e-3, "batch_size": 32, "epochs_per_stage": 100, "max_stages": 12,
-            "min_rel_improvement": 0.0, "srl_stages": 3, "srl_epochs": 100, "srl_batch_size": 100,
-            "srl_lr": 1e-3, "seed": 1}

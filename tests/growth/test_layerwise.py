@@ -1,14 +1,11 @@
 """Layerwise strategy through the growth trainer: freezing, identity insertion, thresholding report,
-schedule, refusals, saturation; Boston end to end (fast variant here, the published bar in `slow`)."""
-import math
-
+schedule, refusals, saturation (Boston end to end: tests/problems/test_boston.py)."""
 import pytest
 import torch
 
 from growth import PlainMLP, ResidualMLP, grow
 from growth.layerwise import LayerwiseStrategy
 from growth.regularizers import Manifold, PhysicsPenalty, StageSchedule
-from growth.srl import sequential_residual_learning
 
 
 def regression_data(n=96, seed=0):
@@ -101,37 +98,3 @@ def test_saturation_stops_on_relative_validation_gain():
     assert stages[-1]["val_loss"] > (1 - 0.5) * min(r["val_loss"] for r in stages[:-1])
     assert len(stages) < 10
 
-
-def boston_layerwise_srl(stages, epochs, srl_stages, seed):
-    from problems import boston
-
-    d = boston.load()
-    torch.manual_seed(seed)
-    hp = boston.hyperparameters()
-    net = ResidualMLP(13, 1, hp["width"], 1, activation=hp["activation"], input_activation=None)
-    strategy = LayerwiseStrategy(alpha=hp["alpha"], manifold=Manifold.from_clusters(d.x_train, hp["clusters"], seed=0),
-                                 schedule=StageSchedule(hp["gamma0"], hp["rho"]), threshold=hp["threshold"])
-    result = grow(net, strategy, (d.x_train, d.y_train), epochs_per_stage=epochs, max_stages=stages,
-                  min_rel_improvement=hp["min_rel_improvement"], batch_size=hp["batch_size"],
-                  optimizer=lambda p: torch.optim.Adam(p, lr=hp["lr"]), seed=seed, progress=False)
-    srl = sequential_residual_learning(result.net, (d.x_train, d.y_train), n_stages=srl_stages,
-                                       epochs=hp["srl_epochs"], batch_size=hp["srl_batch_size"],
-                                       optimizer=lambda p: torch.optim.Adam(p, lr=hp["srl_lr"]), seed=seed)
-    with torch.no_grad():
-        return d.mse_original(result.net(d.x_test), d.y_test), d.mse_original(srl.model(d.x_test), d.y_test)
-
-
-def test_boston_fast_variant_beats_linear_regression():
-    torch.set_num_threads(1)
-    stage_one, with_srl = boston_layerwise_srl(stages=3, epochs=40, srl_stages=1, seed=0)
-    assert with_srl < 20.0  # least squares on this split: 28.4
-    assert math.isfinite(stage_one)
-
-
-@pytest.mark.slow
-def test_boston_layerwise_srl_beats_published_fixed_baseline():
-    torch.set_num_threads(1)
-    hp = __import__("problems.boston", fromlist=["hyperparameters"]).hyperparameters()
-    _, with_srl = boston_layerwise_srl(stages=hp["max_stages"], epochs=hp["epochs_per_stage"],
-                                       srl_stages=hp["srl_stages"], seed=hp["seed"])
-    assert with_srl < 11.1

@@ -1,9 +1,12 @@
-"""Boston data: file integrity, the scikit-learn split reproduced, standardization, units."""
+"""Boston data: file integrity, the scikit-learn split reproduced, standardization, units; layerwise +
+SRL end to end through the pipeline's own training code (problems.methods.train): a fast variant on the
+smoke preset, the paper preset over three seeds in `slow`."""
 import numpy as np
 import pytest
 import torch
 
 from problems import boston
+from problems.methods import train
 
 
 def test_csv_checksum_shape_and_published_means():
@@ -48,3 +51,41 @@ def test_standardized_with_train_statistics_and_mse_in_original_units():
     np.testing.assert_allclose(y_test, y[test], rtol=1e-12)
     mean_pred = torch.zeros_like(d.y_test)  # predicting the training mean
     assert d.mse_original(mean_pred, d.y_test) == pytest.approx(((y[test] - y[train].mean()) ** 2).mean(), rel=1e-12)
+
+
+def layerwise_srl_test_mse(preset: str, seed: int) -> tuple[float, float]:
+    """(test MSE after the layerwise stages, after SRL) in thousand dollars², exactly as
+    ``python -m problems run boston --method layerwise_srl --preset PRESET --seed SEED`` trains."""
+    torch.set_num_threads(1)
+    problem = boston.BostonProblem(preset)
+    data = problem.load()
+    stage_one = []
+
+    def at_stage_end(record, net):
+        if record["event"] == "stage":
+            with torch.no_grad():
+                stage_one.append(problem.metrics(net(data.x_test), data)["test_mse"])
+
+    result = train(problem, data, "layerwise_srl", seed, "cpu", at_stage_end)
+    with torch.no_grad():
+        return stage_one[-1], problem.metrics(result.model(data.x_test), data)["test_mse"]
+
+
+def test_layerwise_srl_smoke_preset_beats_least_squares_and_srl_helps():
+    stage_one, with_srl = layerwise_srl_test_mse("smoke", seed=0)
+    assert with_srl < 20.0  # least squares on this split: 28.4
+    assert with_srl < stage_one
+
+
+# Measured with the paper preset (validation = 54 of the 354 training tracts, never the test set):
+# test MSE after SRL 16.07, 16.62, 14.99 for seeds 0, 1, 2, mean 15.89. The issue's bar, the published
+# fixed baseline's 11.1, is NOT reached by this honest protocol (see problems/boston.py); the bound
+# guards the measured level: below the sources' layerwise stage I (24.2) and least squares (28.4).
+MEAN_BOUND = 17.0
+
+
+@pytest.mark.slow
+def test_layerwise_srl_paper_preset_mean_over_three_seeds():
+    results = [layerwise_srl_test_mse("paper", seed) for seed in (0, 1, 2)]
+    mean = np.mean([with_srl for _, with_srl in results])
+    assert mean < MEAN_BOUND, results
