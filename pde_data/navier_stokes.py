@@ -81,7 +81,7 @@ class ForwardModel(BaseForwardModel):
     name = "navier_stokes"
     presets = {
         "paper": dict(_COMMON, n_samples=5000, mesh_n=64, grid_n=32, dt=0.01),
-        "smoke": dict(_COMMON, n_samples=16, mesh_n=16, grid_n=16, dt=0.02),
+        "smoke": dict(_COMMON, n_samples=200, mesh_n=16, grid_n=16, dt=0.02),
     }
 
     @classmethod

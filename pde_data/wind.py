@@ -73,7 +73,7 @@ class ForwardModel(BaseForwardModel):
 
     name = "wind"
     presets = {
-        "smoke": dict(_COMMON, n_samples=16, mesh_shape=[12, 12, 8], grid_shape=[8, 8, 4],
+        "smoke": dict(_COMMON, n_samples=200, mesh_shape=[12, 12, 8], grid_shape=[8, 8, 4],
                       n_sensors=10),
         "paper": dict(_COMMON, n_samples=2000, mesh_shape=[40, 40, 16], grid_shape=[16, 16, 8],
                       n_sensors=10),

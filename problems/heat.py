@@ -20,6 +20,15 @@ Physics-informed terms (:class:`HeatOperators`, all batched and differentiable i
   pass is the adjoint solve; at the true m it equals the noise ‖y − B u‖².
 
 Split [paper]: 50 training, 20 validation, 500 test samples (fewer in proportion for small files).
+
+Training [open]. With 50 samples every network overfits: at the smoke preset's former lr 1e-2 and no
+penalty, the topological, random, net2deeper, sensitivity and baseline networks ended with a
+relative error ≈ 1 (no better than m̂ = m̄). Every method therefore minimizes the data loss plus the
+L2 penalty (weight_decay/2)·‖θ‖². lr, weight_decay and epochs were chosen on the validation loss
+only (mean over the methods and seeds 0, 1; the test set was not looked at): among the smoke
+settings tried (lr 1e-3 to 1e-2, weight_decay 0 to 3e-2, 150 to 600 epochs) lr 5e-3,
+weight_decay 3e-2 and 300 epochs had the lowest and most uniform validation loss (every method's validation MSE 0.69–0.75; ridge regression on the
+same 50 samples: 0.66).
 """
 from __future__ import annotations
 
@@ -95,8 +104,8 @@ class HeatProblem(Problem):
     name = "heat"
     kind = "field"
     presets = {
-        "smoke": {"threads": 1, "split": (50, 20, 100), "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 150,
-                  "lr": 1e-2, "batch_size": None, "patience": 2, "min_rel_improvement": 0.0,
+        "smoke": {"threads": 1, "split": (50, 20, 100), "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 300,
+                  "lr": 5e-3, "weight_decay": 3e-2, "batch_size": None, "patience": 2, "min_rel_improvement": 0.0,
                   "dtype": "float64",
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},
                               "nas": {"n_trials": 3}}},

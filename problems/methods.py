@@ -1,12 +1,17 @@
 """The compared methods: one network, one growth strategy and one training budget per method name.
 
 Every method trains for at most the preset's ``epochs`` in total (the budget; growth methods may stop
-earlier when the validation loss stops improving), with Adam at the preset's ``lr``:
+earlier when the validation loss stops improving), with Adam at the preset's ``lr`` and the L2 penalty
+(``weight_decay``/2)·‖θ‖² on the trained parameters (Adam's ``weight_decay``: its gradient is added
+to the loss gradient; default 0), the same for every method of a problem (SRL's correction
+networks excepted: they train without it):
 
 =================  ===========================================================================
 ``topological``    ResidualMLP (σ = 2·SiLU − tanh, tanh after the input layer), ``n_blocks`` blocks,
                    then TopologicalStrategy; ``max_stages = final_blocks − n_blocks + 1`` stages of
-                   ``epochs // max_stages`` epochs each (METHODS.md §B)
+                   ``epochs // max_stages`` epochs each (METHODS.md §B); Q_l from a fixed random
+                   subset of ``score_subsample`` training samples (seeded by the run's seed) where
+                   the preset sets it, an unbiased estimate (growth.topological), else from all
 ``sensitivity``    the same network and stages, SensLI two-weight virtual blocks (§C)
 ``random``         the same, random location, N(0, 0.01²) weights (variant I of §D)
 ``net2deeper``     the same, identity block + N(0, 0.001²) noise before the head (§D)
@@ -102,7 +107,8 @@ def _layerwise_strategy(problem: Problem, data: Data, s: dict, seed: int) -> Lay
 
 def _strategy(name: str, problem: Problem, data: Data, s: dict, seed: int):
     if name == "topological":
-        return growth.TopologicalStrategy(batch_size=s.get("score_batch_size"))
+        return growth.TopologicalStrategy(batch_size=s.get("score_batch_size"), subsample=s.get("score_subsample"),
+                                          subsample_seed=seed)
     if name == "sensitivity":
         return growth.SensitivityStrategy(batch_size=s.get("score_batch_size"))
     if name == "random":
@@ -116,8 +122,8 @@ def _strategy(name: str, problem: Problem, data: Data, s: dict, seed: int):
     return growth.FixedBaseline()
 
 
-def adam(lr: float) -> Callable:
-    return lambda params: torch.optim.Adam(params, lr=lr)
+def adam(lr: float, weight_decay: float = 0.0) -> Callable:
+    return lambda params: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 def train(problem: Problem, data: Data, method: str, seed: int, device, callback: Callable) -> Trained:
@@ -141,8 +147,8 @@ def train(problem: Problem, data: Data, method: str, seed: int, device, callback
     result = growth.grow(net, strategy, train_data, val_data, loss_fn=loss_fn, epochs_per_stage=epochs,
                          max_stages=n_stages, max_blocks=s["final_blocks"], patience=s["patience"],
                          min_rel_improvement=s["min_rel_improvement"], batch_size=s["batch_size"],
-                         optimizer=adam(s["lr"]), seed=seed, device=device, progress=False,
-                         callback=lambda record: callback(record, net))
+                         optimizer=adam(s["lr"], s.get("weight_decay", 0.0)), seed=seed, device=device,
+                         progress=False, callback=lambda record: callback(record, net))
     if method != "layerwise_srl":
         return Trained(result.net, result.history, result.stop_reason)
     srl = sequential_residual_learning(

@@ -5,7 +5,8 @@ learning rate of a fixed ResidualMLP, under the same total epoch budget as every
 the search space is depth ∈ {1, ..., final_blocks}, width ∈ [width/2, 2·width] (log scale, integer)
 and learning rate ∈ [lr/10, 10·lr] (log scale). The objective is the validation loss at the end of
 the trial; the trained network of the best trial is kept (no retraining, so the budget is exact).
-The sampler is seeded with the run's seed; each trial's weights with seed + trial number.
+The sampler is seeded with the run's seed; each trial's weights with seed + trial number. Trials use
+the problem's ``weight_decay`` like every other method.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def search(problem: Problem, data: Data, s: dict, seed: int, device, callback):
 
         result = growth.grow(net, growth.FixedBaseline(), data.train, data.val, loss_fn=problem.loss_fn(),
                              epochs_per_stage=epochs, max_stages=1, batch_size=s["batch_size"],
-                             optimizer=adam(lr), seed=seed + trial.number, device=device, progress=False,
+                             optimizer=adam(lr, s.get("weight_decay", 0.0)), seed=seed + trial.number, device=device, progress=False,
                              callback=record)
         record({"event": "trial", "depth": depth, "width": width, "lr": lr, "val_loss": result.val_loss})
         if not best or result.val_loss < best["val_loss"]:
