@@ -2,6 +2,8 @@
 #   make figures            smoke-scale pipeline: data -> results -> figures (the main command)
 #   make test               the test suite (fast tests; `make test-slow` runs everything)
 # Options: SCALE=smoke|paper  NP=<MPI processes>  SEEDS="0 1 2"
+#          SEEDS_<problem>="0" METHODS_<problem>="baseline ..."  (one problem's seeds / methods; default
+#          SEEDS and every method), e.g. SEEDS_mnist=0 for the paper-scale MNIST runs
 SCALE ?= smoke
 NP ?= 1
 PY := .venv/bin/python
@@ -46,7 +48,7 @@ $(DATA_DIR)/%.h5: | setup
 results: setup $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done)
 
 define SWEEP
-$(MPIRUN) $(PY) -m problems sweep --preset $(SCALE) --problems $* --seeds $(SEEDS) --data-dir $(DATA_DIR) --out-root $(RUNS_DIR)
+$(MPIRUN) $(PY) -m problems sweep --preset $(SCALE) --problems $* --seeds $(or $(SEEDS_$*),$(SEEDS)) $(if $(METHODS_$*),--methods $(METHODS_$*)) --data-dir $(DATA_DIR) --out-root $(RUNS_DIR)
 touch $@
 endef
 $(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.done: $(DATA_DIR)/%.h5 $(TRAIN_CODE) | setup
