@@ -57,6 +57,17 @@ def test_entries_are_well_formed(smoke):
             assert harness.target_met(entry["value"], entry["target"]) in ("yes", "no")
 
 
+def test_gpu_comparison_code_path_runs_on_the_cpu():
+    """Without a GPU, compare the CPU with itself: the entries are well formed and the two runs agree
+    exactly (same batches, same arithmetic)."""
+    torch = pytest.importorskip("torch")
+    from bench import gpu
+
+    speedup, agreement = gpu.compare(torch.device("cpu"), "smoke")
+    assert speedup["value"] > 0 and len(speedup["repeats"]) == gpu.SIZES["smoke"][-1]
+    assert agreement["value"] == 0.0
+
+
 def test_target_met():
     assert harness.target_met(1.2, "<= 1.3") == "yes"
     assert harness.target_met(1.7, ">= 1.8") == "no"
