@@ -2,7 +2,7 @@
 
 Runs are listed in a fixed order (problem, method, seed); under ``mpirun -n K`` the process of rank r
 takes the runs whose position i satisfies i mod K = r (no communication: the rank and size come from
-the launcher's environment), and uses cpu_count / K threads. A run whose directory already holds a
+the launcher's environment), and uses (cores allotted to the job) / K threads. A run whose directory already holds a
 ``metrics.json`` made with the same configuration (settings and dataset identity) is skipped, so an
 interrupted sweep continues where it stopped and a changed dataset or setting redoes exactly the
 runs it affects. One failing run is reported in one line and the sweep goes on; the exit status is
@@ -39,7 +39,7 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
     data_dir = Path(data_dir or f"data/{preset}")
     root = Path(out_root or f"results/runs/{preset}")
     rank, size = _rank_size()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // size))  # cores allotted, not the node's
     jobs = [(p, m, s) for p in problems for m in methods for s in seeds]
     failed = 0
     for i, (problem, method, seed) in enumerate(jobs):
