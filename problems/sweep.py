@@ -1,12 +1,12 @@
 """``python -m problems sweep``: every problem × method × seed, resumable, shared out under MPI.
 
-Runs are listed in a fixed order (problem, method, seed); under ``mpirun -n K`` the process of rank r
-takes the runs whose position i satisfies i mod K = r (no communication: the rank and size come from
-the launcher's environment), and uses (cores allotted to the process) / K threads. A run whose
-directory already holds a ``metrics.json`` made with the same configuration (settings and dataset identity) is skipped, so an
-interrupted sweep continues where it stopped and a changed dataset or setting redoes exactly the
-runs it affects. One failing run is reported in one line and the sweep goes on; the exit status is
-1 if any run failed.
+Runs are listed in a fixed order (problem, method, seed); under ``mpirun -n K`` the process of rank
+r takes the runs whose position i satisfies i mod K = r (no communication: the rank and size come
+from the launcher's environment), and uses (cores allotted to the process) / K threads. A run whose
+directory already holds a ``metrics.json`` made with the same configuration (settings and dataset
+identity) is skipped, so an interrupted sweep continues where it stopped and a changed dataset or
+setting redoes exactly the runs it affects. One failing run is reported in one line and the sweep
+goes on; the exit status is 1 if any run failed.
 """
 from __future__ import annotations
 
