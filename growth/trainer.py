@@ -172,6 +172,9 @@ def _default_optimizer(params):
 
 
 class RunLog:
+    """The run's records: kept in memory, appended to `out_dir/log.jsonl` (one JSON object per
+    line) when a directory is given, and passed to `callback` as they come."""
+
     def __init__(self, out_dir: Optional[Path], callback: Optional[Callable]):
         self.records: list = []
         self.path = None if out_dir is None else out_dir / "log.jsonl"
