@@ -124,6 +124,7 @@ def _per_layer(plt, problem, methods, metric, fig_dir):
     for method, value in PUBLISHED.get(problem, {}).get(metric, {}).items():
         ax.axhline(value, ls=":", lw=0.8, color="gray")
         ax.annotate(f"published {method}", (1, value), fontsize=6, color="gray")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set(xlabel="stage (growth stages, then SRL stages)", ylabel=metric, title=f"{problem}: test error per stage")
     ax.legend(fontsize=6)
     fig.tight_layout()
