@@ -23,10 +23,13 @@ starts from the previous model's function.
 Epochs and stopping. With a validation set, Q_k is trained for ``epochs`` epochs and the state with
 the lowest validation loss of the sum is kept (best-validation restore; the zero function before the
 first epoch is a candidate), so the number of epochs of every stage is chosen on validation data.
-Without one, the final state is kept. A stage is accepted only if it lowers the monitored loss (the
-validation loss of the sum when a validation set is given, else the training loss) by more than the
-fraction ``min_rel_decrease`` and does not raise the training loss; the first stage that fails is
-discarded and SRL stops. Hence neither the monitored nor the training loss increases from one kept
+Without one, the final state is kept; ``epochs`` may then give each stage its own count, e.g. the
+counts :func:`select_srl_epochs` chose by cross-validation: stage k runs on K folds in lockstep, every
+fold's Q_k trained on its training part, and e_k minimizes the fold-averaged validation loss of the
+sum (the refit on all the data then trains stage k for exactly e_k epochs). A stage is accepted
+only if it lowers the monitored loss (the validation loss of the sum when a validation set is given,
+else the training loss) by more than the fraction ``min_rel_decrease`` and does not raise the
+training loss; the first stage that fails is discarded and SRL stops. Hence neither the monitored nor the training loss increases from one kept
 stage to the next.
 
 Every stage is written to the growth log like a growth event (``event: "growth"``, ``method: "srl"``,
@@ -40,7 +43,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -50,7 +53,7 @@ from .networks import PlainMLP, count_parameters
 from .strategies import FixedBaseline
 from .trainer import RunLog, evaluate_loss, grow
 
-__all__ = ["ResidualSum", "SRLResult", "sequential_residual_learning"]
+__all__ = ["ResidualSum", "SRLResult", "select_srl_epochs", "sequential_residual_learning"]
 
 
 @register_network
@@ -93,62 +96,47 @@ class SRLResult:
 
 def sequential_residual_learning(
         model: nn.Module, train: tuple, val: Optional[tuple] = None, *, n_stages: int = 4,
-        width: int = 10, n_hidden: int = 2, activation: str = "relu", epochs: int = 200,
+        width: int = 10, n_hidden: int = 2, activation: str = "relu", epochs: Union[int, Sequence[int]] = 200,
         batch_size: Optional[int] = 100, optimizer: Optional[Callable] = None,
         min_rel_decrease: float = 0.0, seed: int = 0, loss_fn: Optional[Callable] = None,
         out_dir: Union[str, os.PathLike, None] = None, callback: Optional[Callable] = None) -> SRLResult:
     """Fit up to ``n_stages`` small networks (``n_hidden`` hidden layers of ``width``, ``activation``;
     the sources: 2 × 10, ReLU, batch 100) to ``model`` by the task loss ``loss_fn`` of the sum
     (default MSE: the training residual; cross-entropy for logits), see the module docstring.
-    ``epochs`` is the most a stage trains; with ``val`` the best-validation epoch is kept.
+    ``epochs`` is the most a stage trains (with ``val`` the best-validation epoch is kept), or one
+    count per stage, e.g. chosen by :func:`select_srl_epochs` (then ``n_stages`` = their number).
     ``model`` is not modified; its parameters are frozen inside the result.
     ``out_dir``/``callback`` as in :func:`growth.grow` (the records are appended to ``log.jsonl``).
     """
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
+    if not isinstance(epochs, int):
+        n_stages, per_stage = len(epochs), list(epochs)
+    else:
+        per_stage = [epochs] * n_stages
     x, t = train
-    result = (ResidualSum(model.base, list(model.corrections)) if isinstance(model, ResidualSum)
-              else ResidualSum(model))
-    for p in result.parameters():
-        p.requires_grad_(False)
-    ref = next(result.parameters())
-    with torch.no_grad():
-        n_out = result(x[:1]).shape[1]
+    result = _frozen_sum(model)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     logger = RunLog(None if out_dir is None else Path(out_dir), callback)
     monitored = val if val is not None else train
+    fit = dict(width=width, n_hidden=n_hidden, activation=activation, batch_size=batch_size, optimizer=optimizer,
+               seed=seed, loss_fn=loss_fn)
 
     def loss(data) -> float:
         return evaluate_loss(result, loss_fn, *data)
 
-    def with_offset(data):  # [x, F_{k−1}(x)], the targets unchanged
-        with torch.no_grad():
-            return torch.cat([data[0], result(data[0])], dim=1), data[1]
-
     reason = "max stages"
-    for k in range(1, n_stages + 1):
+    for k, stage_epochs in enumerate(per_stage, start=1):
         t0 = time.perf_counter()
         before, monitored_before, params_before = loss(train), loss(monitored), count_parameters(result)
-        q = _fresh_network(x.shape[1], n_out, width, n_hidden, activation, seed + k, ref)
-        best = {"loss": monitored_before, "epoch": 0, "state": copy.deepcopy(q.state_dict())}
-
-        def on_epoch(record, k=k, q=q, best=best):
-            if record["event"] != "epoch":
-                return
-            logger({**record, "phase": "srl", "stage": k})
-            if val is not None and record["val_loss"] < best["loss"]:
-                best.update(loss=record["val_loss"], epoch=record["epoch"], state=copy.deepcopy(q.state_dict()))
-
-        grow(_Offset(q, x.shape[1]), FixedBaseline(), with_offset(train), None if val is None else with_offset(val),
-             loss_fn=loss_fn, epochs_per_stage=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed + k,
-             progress=False, callback=on_epoch)
-        kept_epoch = epochs
+        q, curve, states = _fit_stage(result, train, val, k, stage_epochs, keep_states=False,
+                                      on_epoch=lambda record, k=k: logger({**record, "phase": "srl", "stage": k}),
+                                      **fit)
+        kept_epoch = stage_epochs
         if val is not None:
-            q.load_state_dict(best["state"])
-            kept_epoch = best["epoch"]
-        result.corrections.append(q)
-        for p in q.parameters():
-            p.requires_grad_(False)
+            kept_epoch = min(range(len(curve)), key=curve.__getitem__)
+            q.load_state_dict(states[kept_epoch])
+        _append(result, q)
         after, monitored_after = loss(train), loss(monitored)
         accepted = monitored_after < monitored_before * (1.0 - min_rel_decrease) and after <= before
         logger({"event": "growth", "method": "srl", "stage": k, "location": "output", "score": None,
@@ -163,6 +151,87 @@ def sequential_residual_learning(
             break
     logger({"event": "stop", "method": "srl", "stage": len(result.corrections), "reason": reason})
     return SRLResult(result, logger.records, reason)
+
+
+def select_srl_epochs(models: Sequence[nn.Module], folds: Sequence[tuple], *, n_stages: int = 4,
+                      width: int = 10, n_hidden: int = 2, activation: str = "relu", epochs: int = 200,
+                      batch_size: Optional[int] = 100, optimizer: Optional[Callable] = None,
+                      min_rel_decrease: float = 0.0, seed: int = 0,
+                      loss_fn: Optional[Callable] = None) -> list[int]:
+    """The epochs of every SRL stage chosen by cross-validation: ``models[i]`` was trained on
+    ``folds[i] = (train_i, val_i)``'s training part. Stage k trains Q_k on every fold for ``epochs``
+    epochs (the settings as in :func:`sequential_residual_learning`) and takes the epoch e_k ≥ 0 that
+    minimizes the validation loss averaged over the folds, V_k(e) = mean_i J(F^i_{k−1} + Q^i_k(e); val_i)
+    (e = 0: Q_k = 0); every fold then keeps its Q_k at e_k. Selection stops at the first stage with
+    V_k(e_k) ≥ (1 − ``min_rel_decrease``)·V_k(0), which is not counted. Returns [e_1, ..., e_K], for
+    ``sequential_residual_learning(model, all_data, epochs=[e_1, ..., e_K])`` on the pooled data.
+    """
+    loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
+    sums = [_frozen_sum(m) for m in models]
+    chosen = []
+    for k in range(1, n_stages + 1):
+        fits = [_fit_stage(s, train, val, k, epochs, keep_states=True, width=width, n_hidden=n_hidden,
+                           activation=activation, batch_size=batch_size, optimizer=optimizer, seed=seed,
+                           loss_fn=loss_fn) for s, (train, val) in zip(sums, folds)]
+        mean = [sum(c) / len(fits) for c in zip(*(curve for _, curve, _ in fits))]
+        best = min(range(len(mean)), key=mean.__getitem__)
+        if not mean[best] < mean[0] * (1.0 - min_rel_decrease):
+            break
+        chosen.append(best)
+        for s, (q, _, states) in zip(sums, fits):
+            q.load_state_dict(states[best])
+            _append(s, q)
+    return chosen
+
+
+def _frozen_sum(model: nn.Module) -> ResidualSum:
+    """A new ResidualSum over ``model`` (continuing its corrections if it is one), all frozen."""
+    result = (ResidualSum(model.base, list(model.corrections)) if isinstance(model, ResidualSum)
+              else ResidualSum(model))
+    for p in result.parameters():
+        p.requires_grad_(False)
+    return result
+
+
+def _append(result: ResidualSum, q: nn.Module) -> None:
+    result.corrections.append(q)
+    for p in q.parameters():
+        p.requires_grad_(False)
+
+
+def _fit_stage(result: ResidualSum, train: tuple, val: Optional[tuple], k: int, epochs: int, *, width, n_hidden,
+               activation, batch_size, optimizer, seed, loss_fn, keep_states: bool,
+               on_epoch: Optional[Callable] = None) -> tuple:
+    """Train a fresh Q_k on top of ``result`` (frozen) for ``epochs`` epochs; returns (Q_k, the
+    validation loss of the sum after 0..epochs epochs or [] without ``val``, Q_k's state after
+    0..epochs epochs, or only the best-validation one (at its index, others None) unless ``keep_states``)."""
+    x = train[0]
+    ref = next(result.parameters())
+    with torch.no_grad():
+        n_out = result(x[:1]).shape[1]
+    q = _fresh_network(x.shape[1], n_out, width, n_hidden, activation, seed + k, ref)
+
+    def with_offset(data):  # [x, F_{k−1}(x)], the targets unchanged
+        with torch.no_grad():
+            return torch.cat([data[0], result(data[0])], dim=1), data[1]
+
+    curve = [] if val is None else [evaluate_loss(result, loss_fn, *val)]
+    states = [copy.deepcopy(q.state_dict())]
+
+    def record(r):
+        if r["event"] != "epoch":
+            return
+        if on_epoch is not None:
+            on_epoch(r)
+        if val is not None:
+            curve.append(r["val_loss"])
+            best = keep_states or r["val_loss"] < min(curve[:-1])
+            states.append(copy.deepcopy(q.state_dict()) if best else None)
+
+    grow(_Offset(q, x.shape[1]), FixedBaseline(), with_offset(train), None if val is None else with_offset(val),
+         loss_fn=loss_fn, epochs_per_stage=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed + k,
+         progress=False, callback=record)
+    return q, curve, states
 
 
 class _Offset(nn.Module):

@@ -7,7 +7,7 @@ import torch
 
 import growth
 from growth import FixedBaseline, ResidualMLP, grow
-from growth.srl import ResidualSum, sequential_residual_learning
+from growth.srl import ResidualSum, select_srl_epochs, sequential_residual_learning
 
 
 def data(n, seed):
@@ -133,3 +133,25 @@ def test_mse_stage_is_the_residual_fit_and_keeps_the_best_validation_epoch():
     with torch.no_grad():  # the epoch records' val_loss is the MSE of base + Q, i.e. Q against the residual
         q = res.model.corrections[0]
         assert mse(res.model, val) == pytest.approx(float(((q(val[0]) - (val[1] - base(val[0]))) ** 2).mean()), rel=1e-10)
+
+
+def test_cross_validated_srl_epochs_minimize_the_fold_averaged_validation_loss():
+    folds = [(data(80, 10 + i), data(30, 20 + i)) for i in range(2)]
+    models = []
+    for train, _ in folds:
+        torch.manual_seed(0)
+        net = ResidualMLP(2, 1, 16, 1, activation="elu", input_activation=None).double()
+        models.append(grow(net, FixedBaseline(), train, epochs_per_stage=10, batch_size=40, progress=False).net)
+    settings = dict(width=16, epochs=15, batch_size=40, optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), seed=0)
+    chosen = select_srl_epochs(models, folds, n_stages=2, **settings)
+    assert 1 <= len(chosen) <= 2 and all(1 <= e <= 15 for e in chosen)
+    curves = []  # stage 1 by hand: each fold's validation curve of base + Q_1, epochs 0..15
+    for model, (train, val) in zip(models, folds):
+        records = []
+        sequential_residual_learning(model, train, val, n_stages=1, callback=records.append, **settings)
+        curves.append([mse(model, val)] + [r["val_loss"] for r in records if r["event"] == "epoch"])
+    mean = [(a + b) / 2 for a, b in zip(*curves)]
+    assert chosen[0] == min(range(16), key=mean.__getitem__)
+    refit = sequential_residual_learning(models[0], folds[0][0], **{**settings, "epochs": chosen})
+    assert [r["kept_epoch"] for r in refit.history if r["event"] == "growth"] == chosen
+    assert select_srl_epochs(models, folds, n_stages=2, min_rel_decrease=0.99, **settings) == []
