@@ -119,13 +119,15 @@ class BostonProblem(Problem):
     n_val = 54
     presets = {
         "smoke": {"threads": 1, "split": None, "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 150, "lr": 1e-2,
-                  "batch_size": None, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64",
+                  "batch_size": None, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64", "cv_folds": 3,
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},
                               "nas": {"n_trials": 3}}},
         "paper": {"threads": 1, "split": None, "width": 100, "n_blocks": 1, "final_blocks": 12, "epochs": 1600,
                   "lr": 1e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float64",
+                  "cv_folds": 5, "weight_decay": 1e-2,
                   "methods": {"layerwise": _LAYERWISE,
-                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 4, "srl_width": 10, "srl_hidden": 2},
+                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 4, "srl_width": 10, "srl_hidden": 2,
+                                                "srl_epochs": 300},
                               "nas": {"n_trials": 16}}},
     }
 

@@ -53,26 +53,45 @@ def test_standardized_with_train_statistics_and_mse_in_original_units():
     assert d.mse_original(mean_pred, d.y_test) == pytest.approx(((y[test] - y[train].mean()) ** 2).mean(), rel=1e-12)
 
 
-def layerwise_srl_test_mse(preset: str, seed: int) -> tuple[float, float]:
-    """(test MSE after the layerwise stages, after SRL) in thousand dollars², exactly as
-    ``python -m problems run boston --method layerwise_srl --preset PRESET --seed SEED`` trains."""
+def layerwise_srl_run(preset: str, seed: int) -> tuple[float, float, list, object]:
+    """(test MSE after the layerwise stages, after SRL) in thousand dollars², the log records and the
+    trained model, exactly as ``python -m problems run boston --method layerwise_srl --preset PRESET
+    --seed SEED`` trains (K-fold selection, then the refit on all 354 training tracts)."""
     torch.set_num_threads(1)
     problem = boston.BostonProblem(preset)
     data = problem.load()
-    stage_one = []
+    stage_one, records = [], []
 
-    def at_stage_end(record, net):
+    def callback(record, net):
+        records.append(record)
         if record["event"] == "stage":
+            assert net.n_blocks == len(stage_one) + 1  # the refit's layerwise stages, one block each
             with torch.no_grad():
                 stage_one.append(problem.metrics(net(data.x_test), data)["test_mse"])
 
-    result = train(problem, data, "layerwise_srl", seed, "cpu", at_stage_end)
+    result = train(problem, data, "layerwise_srl", seed, "cpu", callback)
     with torch.no_grad():
-        return stage_one[-1], problem.metrics(result.model(data.x_test), data)["test_mse"]
+        return stage_one[-1], problem.metrics(result.model(data.x_test), data)["test_mse"], records, result.model
 
 
-def test_layerwise_srl_smoke_preset_beats_least_squares_and_srl_helps():
-    stage_one, with_srl = layerwise_srl_test_mse("smoke", seed=0)
+def test_smoke_preset_selects_on_folds_refits_on_all_354_tracts_and_srl_helps():
+    problem = boston.BostonProblem("smoke")
+    assert problem.settings["cv_folds"] == 3
+    stage_one, with_srl, records, model = layerwise_srl_run("smoke", seed=0)
+    selection = records[0]
+    assert selection["event"] == "selection" and selection["folds"] == 3
+    # the refit: exactly the chosen number of layerwise stages, then SRL with the chosen epochs
+    stages = [r for r in records if r["event"] == "stage"]
+    assert len(stages) == selection["stages"]
+    srl = [r for r in records if r["event"] == "growth" and r.get("method") == "srl"]
+    assert [r["kept_epoch"] for r in srl] == selection["srl_epochs"] == [
+        sum(r["event"] == "epoch" and r["stage"] == k for r in records if r.get("phase") == "srl")
+        for k in range(1, len(srl) + 1)]
+    assert len(model.corrections) == len(selection["srl_epochs"])
+    pooled = boston.load(torch.float64)  # the refit's training loss is over all 354 training tracts
+    with torch.no_grad():
+        full_loss = float(((model.base(pooled.x_train) - pooled.y_train) ** 2).mean())
+    assert stages[-1]["train_loss"] == pytest.approx(full_loss, rel=1e-10)
     assert with_srl < 20.0  # least squares on this split: 28.4
     assert with_srl < stage_one
 
@@ -86,6 +105,6 @@ MEAN_BOUND = 17.0
 
 @pytest.mark.slow
 def test_layerwise_srl_paper_preset_mean_over_three_seeds():
-    results = [layerwise_srl_test_mse("paper", seed) for seed in (0, 1, 2)]
+    results = [layerwise_srl_run("paper", seed)[:2] for seed in (0, 1, 2)]
     mean = np.mean([with_srl for _, with_srl in results])
     assert mean < MEAN_BOUND, results
