@@ -13,7 +13,9 @@ Inputs are the 784 pixels scaled to [0, 1] and standardized by one scalar mean a
 deviation of the training pixels. Metric: test accuracy (fraction of correctly classified images).
 
 Paper preset: width 500 as in the sources, but 6 epochs in total (one per stage), so that the paper
-pipeline fits in an hour on 2 CPU cores (one epoch over 55,000 images costs ~6·10¹¹ flop). The
+pipeline fits in an hour on 2 CPU cores (one epoch over 55,000 images costs ~6·10¹¹ flop);
+layerwise_srl gets 9 (one per phase: 6 layerwise stages and 3 SRL stages; its budget is split
+evenly over the phases, and 6 // 9 would be 0 epochs). The
 topological derivative estimates Q_l from a fixed random subset of 1,000 training images
 (``score_subsample``; unbiased, growth.topological): over all 55,000 images, forming Q_l costs
 2·S·n³ ≈ 1.4·10¹³ flop per location.
@@ -112,7 +114,7 @@ class MnistProblem(Problem):
                   "lr": 1e-3, "batch_size": 128, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
                   "score_batch_size": 1000, "score_subsample": 1000,
                   "methods": {"layerwise": _LAYERWISE,
-                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 3, "srl_width": 100},
+                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 3, "srl_width": 100, "epochs": 9},
                               "nas": {"n_trials": 12}}},
     }
 
