@@ -28,8 +28,8 @@ Stopping: saturation is the trainer's plateau test, ``grow(..., min_rel_improvem
 patience=p)``: growth stops after ``p`` consecutive layers that do not lower the validation loss (the
 training loss when no validation set is given) by at least the fraction ``tol`` relative to the best
 so far, or at ``max_stages``/``max_blocks``. The sources only say that the gain collapses after 4–7
-layers [open]. For Boston (problems/boston.py) we hold out 54 of the 354 training tracts for
-validation and use tol = 0, p = 2 (one noisy layer on 54 tracts does not end growth), at most 12 stages.
+layers [open]. For Boston (problems/boston.py) the number of layers is instead chosen by 5-fold
+cross-validation on the 354 training tracts (problems.methods.cross_validate), at most 12.
 
 The manifold penalty is evaluated on the manifold set at every mini-batch step (exactly, or on a
 seeded subsample: ``Manifold(subsample=m)`` for large sets such as MNIST).

@@ -1,6 +1,7 @@
 """Boston data: file integrity, the scikit-learn split reproduced, standardization, units; layerwise +
-SRL end to end through the pipeline's own training code (problems.methods.train): a fast variant on the
-smoke preset, the paper preset over three seeds in `slow`."""
+SRL end to end through the pipeline's own training code (problems.methods.train), K-fold selection and
+refit on all 354 training tracts: a fast variant on the smoke preset, the paper preset over three seeds
+in `slow` (a few minutes per seed)."""
 import numpy as np
 import pytest
 import torch
@@ -96,11 +97,13 @@ def test_smoke_preset_selects_on_folds_refits_on_all_354_tracts_and_srl_helps():
     assert with_srl < stage_one
 
 
-# Measured with the paper preset (validation = 54 of the 354 training tracts, never the test set):
-# test MSE after SRL 16.07, 16.62, 14.99 for seeds 0, 1, 2, mean 15.89. The issue's bar, the published
-# fixed baseline's 11.1, is NOT reached by this honest protocol (see problems/boston.py); the bound
-# guards the measured level: below the sources' layerwise stage I (24.2) and least squares (28.4).
-MEAN_BOUND = 17.0
+# Measured with the paper preset (5-fold CV on the 354 training tracts, refit on all 354; the test
+# set never informs a decision): test MSE after the layerwise stages 17.34, 17.40, 15.73 and after SRL
+# 16.22, 13.64, 14.32 for seeds 0, 1, 2 (mean 14.73; chosen layers 10, 10, 11; SRL stages 4, 3, 3).
+# The issue's bar, the published fixed baseline's 11.1, is NOT reached by this honest protocol (see
+# problems/boston.py); the bound guards the measured level and stays below the 15.89 of the earlier
+# protocol (decisions on 54 held-out tracts, training on 300).
+MEAN_BOUND = 15.5
 
 
 @pytest.mark.slow
