@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from problems.heat import HeatProblem
 from tests.conftest import REPO
 
 
@@ -37,7 +38,7 @@ def test_run_writes_every_file(datasets, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["command_line"][3:5] == ["run", "heat"] and meta["seeds"]["torch"] == 1
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert sum(r["event"] == "epoch" for r in log) == metrics["n_epochs"] <= 150
+    assert sum(r["event"] == "epoch" for r in log) == metrics["n_epochs"] <= HeatProblem.presets["smoke"]["epochs"]
     pred = np.load(out / "predictions.npz")
     assert pred["test_prediction"].shape == pred["test_target"].shape and pred["test_target"].shape[1] == 100
     rel = np.linalg.norm(pred["test_prediction"] - pred["test_target"], axis=1)
