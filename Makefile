@@ -39,9 +39,11 @@ test-slow: setup
 
 data: setup $(foreach p,$(PDE_PROBLEMS),$(DATA_DIR)/$(p).h5)
 
-$(DATA_DIR)/%.h5: | setup
+# a dataset is remade when its forward model (and so its presets) changed; --overwrite keeps the
+# old file until the new one is complete, and resumes an interrupted run of the same settings
+$(DATA_DIR)/%.h5: pde_data/%.py | setup
 	@mkdir -p $(DATA_DIR)
-	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(SCALE) --out $@
+	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(SCALE) --out $@ --overwrite
 
 # one sweep per problem; a re-run redoes only the runs whose dataset, settings or code changed
 # (the sweep skips runs whose metrics.json was made with the same configuration)
