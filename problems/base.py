@@ -170,8 +170,13 @@ class Problem:
         true = data.target_scaler.inverse(data.y_test.double().cpu().numpy())
         out = {"test_mse": float(((pred - true) ** 2).mean())}
         if self.kind == "field":
-            out["test_rel_l2"] = float(np.mean(self.relative_errors(pred, true, data)))
+            out.update(self.field_metrics(pred, true, data))
         return out
+
+    def field_metrics(self, pred: np.ndarray, true: np.ndarray, data: Data) -> dict:
+        """Metrics of the parameter field from predicted and true targets in physical units (one row
+        per test sample): ``test_rel_l2``, the mean of :meth:`relative_errors`; problems add theirs."""
+        return {"test_rel_l2": float(np.mean(self.relative_errors(pred, true, data)))}
 
     def fields(self, targets: np.ndarray, data: Data) -> np.ndarray:
         """The parameter field (one row per sample) of targets in physical units (default: themselves)."""
