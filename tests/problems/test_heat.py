@@ -28,8 +28,8 @@ def test_conductivity_metric_zero_at_truth_and_from_the_kl_fields(heat):
     ops = data.info["dataset"].arrays
     z_true = data.y_test.numpy()
     z_pred = z_true + 0.3 * np.random.default_rng(0).standard_normal(z_true.shape)
-    field = lambda z: ops["operators/prior_mean"] + (z * np.sqrt(ops["operators/kl_eigenvalues"])) @ ops["operators/kl_modes"].T  # noqa: E731
-    k_pred, k_true = np.exp(field(z_pred)), np.exp(field(z_true))
+    mean, scale, modes = (ops["operators/" + k] for k in ("prior_mean", "kl_eigenvalues", "kl_modes"))
+    k_pred, k_true = (np.exp(mean + (z * np.sqrt(scale)) @ modes.T) for z in (z_pred, z_true))
     expected = np.mean([np.sqrt(((a - b) ** 2).sum() / (b ** 2).sum()) for a, b in zip(k_pred, k_true)])
     metrics = problem.metrics(torch.as_tensor(z_pred), data)
     assert metrics["test_rel_l2_conductivity"] == pytest.approx(expected, rel=1e-12)
