@@ -168,9 +168,11 @@ def _per_layer(plt, problem, methods, metrics, fig_dir):
                 continue
             mean = np.mean([c[:n] for c in curves], axis=0)
             ax.plot(np.arange(1, n + 1), mean, marker="o", label=method)
-        for method, value in _published(problem, metric).items():
+        for k, (method, value) in enumerate(_published(problem, metric).items()):
             ax.axhline(value, ls=":", lw=0.8, color="gray")
-            ax.annotate(f"published {method}", (1, value), fontsize=7, color="gray")
+            # labels side by side, so that close published values stay readable
+            ax.annotate(f"published {method}", (0.01 + 0.22 * (k % 4), value), xycoords=("axes fraction", "data"),
+                        fontsize=7, color="gray", va="bottom")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set(xlabel="stage (growth stages, then SRL stages)", ylabel=metric,
                title=f"{problem}: {metric} per stage")
