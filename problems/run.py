@@ -13,8 +13,9 @@ The run directory receives, in this order:
                    samples at the end of every growth stage, for the figures);
 * ``stages.json``  test metrics at the end of every growth stage and after every SRL stage: logged
                    for the figures only (the per-layer curves of the sources), never read by training;
-* ``metrics.json`` ``test_mse``, ``test_rel_l2`` (fields) or ``test_accuracy``, ``val_loss`` (the problem's
-                   training loss on the validation set, standardized units),
+* ``metrics.json`` ``test_mse``, ``test_rel_l2`` (fields; heat adds ``test_rel_l2_conductivity``) or
+                   ``test_accuracy``, ``val_loss`` (the problem's training loss on the validation set,
+                   standardized units; under ``cv_folds`` the fold-averaged cross-validation loss),
                    ``n_parameters``, ``n_blocks``, ``wall_time_s``, ``n_epochs``, ``stop_reason``;
                    written last, atomically: its presence marks a finished run.
 """
@@ -140,13 +141,22 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     prediction = _predict(model, data.x_test)
     metrics = problem.metrics(prediction, data)
     stage_records = [r for r in trained.history if r["event"] == "stage" and "trial" not in r]
-    metrics.update(val_loss=growth.evaluate_loss(model, problem.loss_fn(), *data.val), n_parameters=growth.count_parameters(model),
-                   n_blocks=getattr(model, "n_blocks", None), n_stages=len(stage_records),
+    metrics.update(val_loss=_validation_loss(model, problem, data, trained.history),
+                   n_parameters=growth.count_parameters(model), n_blocks=getattr(model, "n_blocks", None), n_stages=len(stage_records),
                    n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
     _save_predictions(out, problem, data, prediction, snapshots, stages)
     _write_json(out / "stages.json", {"growth": stage_metrics, "srl": _srl_metrics(model, problem, data)})
     _write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _validation_loss(model, problem, data, history) -> float:
+    """The validation loss of the trained model; under the ``cv_folds`` protocol the model was refitted
+    on the validation rows too, so it is the fold-averaged cross-validation loss of the selection."""
+    selection = next((r for r in history if r["event"] == "selection"), None)
+    if selection is not None:
+        return selection["cv_loss"]
+    return growth.evaluate_loss(model, problem.loss_fn(), *data.val)
 
 
 def _predict(model, x) -> torch.Tensor:
