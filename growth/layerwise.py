@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import nn
 
 from .regularizers import L1, Manifold, PhysicsPenalty, StageSchedule, active_fractions, hard_threshold
