@@ -19,7 +19,8 @@ PROBLEMS := $(PDE_PROBLEMS) boston mnist
 SEEDS ?= $(if $(filter smoke,$(SCALE)),0 1,0 1 2)
 RUNS_DIR := results/runs/$(SCALE)
 FIGURES_DIR := $(if $(filter paper,$(SCALE)),results,results/$(SCALE))
-MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,../shared/datasets/mnist)
+# MNIST: data/mnist, else the team's shared copy, else downloaded into data/mnist (checksums verified)
+MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,$(if $(wildcard ../shared/datasets/mnist/*.gz),../shared/datasets/mnist,data/mnist))
 export MNIST_DIR
 TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py,$(wildcard problems/*.py))
 
@@ -57,6 +58,9 @@ $(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.do
 	$(SWEEP)
 $(RUNS_DIR)/boston/sweep.done $(RUNS_DIR)/mnist/sweep.done: $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
 	$(SWEEP)
+$(RUNS_DIR)/mnist/sweep.done: | $(MNIST_DIR)/train-images-idx3-ubyte.gz
+data/mnist/train-images-idx3-ubyte.gz: | setup
+	$(PY) -c "import problems.mnist as m; m.download('data/mnist')"
 
 figures: setup $(FIGURES_DIR)/summary.md
 
