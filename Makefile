@@ -60,7 +60,7 @@ $(RUNS_DIR)/boston/sweep.done $(RUNS_DIR)/mnist/sweep.done: $(RUNS_DIR)/%/sweep.
 	$(SWEEP)
 $(RUNS_DIR)/mnist/sweep.done: | $(MNIST_DIR)/train-images-idx3-ubyte.gz
 data/mnist/train-images-idx3-ubyte.gz: | setup
-	$(PY) -c "import problems.mnist as m; m.download('data/mnist')"
+	$(PY) -m problems download-mnist --out data/mnist
 
 figures: setup $(FIGURES_DIR)/summary.md
 

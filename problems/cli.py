@@ -1,4 +1,4 @@
-"""`python -m problems run|sweep|figures`: the command line of DESIGN.md.
+"""`python -m problems run|sweep|figures|download-mnist`: the command line of DESIGN.md.
 
 A mistake a user can make (bad flag, unknown problem/method/preset, missing or foreign dataset,
 existing output without --overwrite) prints one line ``error: ...`` on stderr and exits with
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--preset", required=True)
     figures.add_argument("--runs", help="runs root (default results/runs/PRESET)")
     figures.add_argument("--out", help="output directory (default results for paper, results/PRESET otherwise)")
+    download = commands.add_parser("download-mnist", help="fetch the MNIST files (sha256-checked)")
+    download.add_argument("--out", default="data/mnist", help="directory (default data/mnist)")
     return parser
 
 
@@ -61,6 +63,10 @@ def main(argv=None) -> int:
 
             return sweep(args.preset, args.seeds, args.problems, args.methods, args.data_dir, args.out_root,
                          args.device)
+        elif args.command == "download-mnist":
+            from problems.mnist import download
+
+            print(f"MNIST in {download(args.out)}")
         else:
             from problems.figures import figures
 

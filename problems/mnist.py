@@ -86,8 +86,13 @@ def download(directory: Path | str = "data/mnist", mirror: str = MIRROR) -> Path
         if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
             continue
         partial = target.with_suffix(".partial")
-        with urllib.request.urlopen(mirror + name, timeout=60) as response, partial.open("wb") as f:
-            shutil.copyfileobj(response, f)
+        try:
+            with urllib.request.urlopen(mirror + name, timeout=60) as response, partial.open("wb") as f:
+                shutil.copyfileobj(response, f)
+        except OSError as error:  # URLError, timeouts, refused connections
+            partial.unlink(missing_ok=True)
+            raise UserError(f"mnist: cannot download {name} from {mirror} ({getattr(error, 'reason', error)}); "
+                            f"put the four files in {directory} or set MNIST_DIR") from None
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
         if digest != expected:
             partial.unlink()
