@@ -104,6 +104,8 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
         raise UserError("--device cuda: no CUDA device is available")
     config = run_config(problem_name, method, seed, preset, data_path)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"{out} exists and is not empty (use --overwrite)")

@@ -60,6 +60,16 @@ def test_user_errors_are_one_line(tmp_path, args, words):
     assert_one_line_error(cli(*args, "--out", tmp_path / "o") if args[0] == "run" else cli(*args), *words)
 
 
+def test_run_out_that_is_a_file_is_refused(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    assert_one_line_error(cli("run", "boston", "--method", "baseline", "--preset", "smoke", "--out", taken),
+                          "not a directory")
+    assert_one_line_error(cli("run", "boston", "--method", "baseline", "--preset", "smoke", "--out", taken,
+                              "--overwrite"), "not a directory")
+    assert taken.is_file()
+
+
 def test_foreign_and_invalid_datasets_are_refused(datasets, tmp_path):
     result = cli("run", "wind", "--method", "random", "--preset", "smoke", "--data", datasets["heat"], "--out", tmp_path / "a")
     assert_one_line_error(result, "heat", "wind")
