@@ -69,7 +69,7 @@ def load_arrays(directory: Path, checksums: dict = SHA256) -> dict:
     for key, name in FILES.items():
         path = Path(directory) / name
         if not path.is_file():
-            raise UserError(f"mnist: {path} not found (set MNIST_DIR, or call problems.mnist.download())")
+            raise UserError(f"mnist: {path} not found (set MNIST_DIR, or run `python -m problems download-mnist`)")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != checksums[name]:
             raise UserError(f"mnist: {path} has sha256 {digest}, expected {checksums[name]}")
