@@ -172,7 +172,7 @@ class HeatProblem(Problem):
         return choices[name]
 
     def draw_field(self, ax, values, data, **kw):
-        """The P1 field (nodal values) on the triangulation, filled contours."""
+        """The P1 field (nodal values) on the triangulation, Gouraud-shaded (linear in each triangle)."""
         points, cells = data.info["points"], data.info["cells"]
         return ax.tripcolor(points[:, 0], points[:, 1], cells, values, shading="gouraud", **kw)
 
