@@ -42,12 +42,6 @@ def unit_square(comm, n, quadrilateral=False):
     return dolfinx.mesh.create_unit_square(comm, n, n, cell_type=cell)
 
 
-def unit_cube(comm, n, hexahedral=False):
-    """The unit cube (0,1)^3 split into n x n x n cubes (6 tetrahedra each unless `hexahedral`)."""
-    cell = dolfinx.mesh.CellType.hexahedron if hexahedral else dolfinx.mesh.CellType.tetrahedron
-    return dolfinx.mesh.create_unit_cube(comm, n, n, n, cell_type=cell)
-
-
 def rectangle(comm, lower, upper, nx, ny, quadrilateral=False):
     """The rectangle [lower, upper] (two 2-D corners) split into nx x ny squares/triangle pairs."""
     cell = dolfinx.mesh.CellType.quadrilateral if quadrilateral else dolfinx.mesh.CellType.triangle
