@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             from problems.figures import figures
 
             figures(args.preset, args.runs, args.out)
-    except UserError as error:
+    except (UserError, OSError) as error:  # OSError: a path the user gave cannot be read or written
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     return 0

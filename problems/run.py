@@ -99,22 +99,26 @@ def _write_json(path: Path, data) -> None:
 
 def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_dir, device: str = "cpu",
         overwrite: bool = False, argv=None) -> dict:
-    """Run one experiment into ``out_dir`` and return its metrics (UserError for user mistakes)."""
+    """Run one experiment into ``out_dir`` and return its metrics (UserError for user mistakes).
+
+    The run is written to ``OUT.partial`` and renamed to ``OUT`` when it has finished, so an existing
+    ``OUT`` (replaced only with ``overwrite``) survives a failed or interrupted run, and the dataset is
+    checked before anything is written."""
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
     config = run_config(problem_name, method, seed, preset, data_path)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} exists and is not empty (use --overwrite)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    if final.exists() and not final.is_dir():
+        raise UserError(f"{final} exists and is not a directory")
+    if final.exists() and any(final.iterdir()) and not overwrite:
+        raise UserError(f"{final} exists and is not empty (use --overwrite)")
     if config["settings"].get("threads"):
         torch.set_num_threads(config["settings"]["threads"])
     problem = problem_class(problem_name)(preset)
     data = problem.load(data_path).to(device)
+    out = final.with_name(final.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     _write_json(out / "config.json", config)
     _write_json(out / "meta.json", _meta(seed, device, sys.argv if argv is None else argv))
 
@@ -144,11 +148,13 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     metrics = problem.metrics(prediction, data)
     stage_records = [r for r in trained.history if r["event"] == "stage" and "trial" not in r]
     metrics.update(val_loss=_validation_loss(model, problem, data, trained.history),
-                   n_parameters=growth.count_parameters(model), n_blocks=getattr(model, "n_blocks", None), n_stages=len(stage_records),
-                   n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
+                   n_parameters=growth.count_parameters(model), n_blocks=getattr(model, "n_blocks", None),
+                   n_stages=len(stage_records), n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
     _save_predictions(out, problem, data, prediction, snapshots, stages)
     _write_json(out / "stages.json", {"growth": stage_metrics, "srl": _srl_metrics(model, problem, data)})
     _write_json(out / "metrics.json", metrics)
+    shutil.rmtree(final, ignore_errors=True)
+    out.rename(final)
     return metrics
 
 

@@ -5,14 +5,16 @@ r takes the runs whose position i satisfies i mod K = r (no communication: the r
 from the launcher's environment), and uses (cores allotted to the process) / K threads. A run whose
 directory already holds a ``metrics.json`` made with the same configuration (settings and dataset
 identity) is skipped, so an interrupted sweep continues where it stopped and a changed dataset or
-setting redoes exactly the runs it affects. One failing run is reported in one line and the sweep
-goes on; the exit status is 1 if any run failed.
+setting redoes exactly the runs it affects. One failing run is reported in one line (a crash's
+traceback goes to ``OUT_ROOT/sweep-errors.log``) and the sweep goes on; the exit status is 1 if any
+run failed.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -62,4 +64,12 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
         except UserError as error:
             failed += 1
             print(f"{label}: error: {error}", file=sys.stderr, flush=True)
+        except Exception as error:  # a crash of one run must not end a long sweep; keep its traceback
+            failed += 1
+            log = root / "sweep-errors.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a") as f:
+                f.write(f"{label}\n{traceback.format_exc()}\n")
+            print(f"{label}: failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+                  f"(traceback in {log})", file=sys.stderr, flush=True)
     return 1 if failed else 0

@@ -89,3 +89,33 @@ def test_sweep_resumes(datasets, tmp_path):
     second = cli(*args)
     assert second.returncode == 0 and second.stdout.count("done before") == 2, second.stdout
     assert (tmp_path / "heat" / "baseline" / "seed_0" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_refused_overwrite_keeps_the_existing_run(datasets, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    result = cli("run", "wind", "--method", "random", "--preset", "smoke", "--data", datasets["heat"],
+                 "--out", out, "--overwrite")
+    assert_one_line_error(result, "heat", "wind")
+    assert (out / "metrics.json").read_text() == "{}"
+    assert not (tmp_path / "run.partial").exists()
+
+
+def test_sweep_goes_on_after_a_crashing_run(monkeypatch, tmp_path, capsys):
+    import problems.sweep as sweep_module
+
+    calls = []
+
+    def crash_first(problem, method, *args, **kwargs):
+        calls.append(method)
+        if len(calls) == 1:
+            raise RuntimeError("boom\nsecond line")
+        return {"test_mse": 1.0}
+
+    monkeypatch.setattr(sweep_module, "run", crash_first)
+    status = sweep_module.sweep("smoke", [0], ["boston"], ["baseline", "random"], out_root=tmp_path)
+    assert status == 1 and calls == ["baseline", "random"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RuntimeError: boom" in err[0] and "second line" not in err[0]
+    assert "Traceback" in (tmp_path / "sweep-errors.log").read_text()
