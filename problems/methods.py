@@ -53,10 +53,17 @@ import growth
 from growth.layerwise import LayerwiseStrategy
 from growth.regularizers import Manifold, PhysicsPenalty, StageSchedule
 from growth.srl import select_srl_epochs, sequential_residual_learning
+from pde_data.errors import UserError
 from problems.base import Data, Problem
 
 METHODS = ("topological", "layerwise", "layerwise_srl", "sensitivity", "random", "net2deeper",
            "forward_thinking", "baseline", "nas")
+
+
+def check_method(name: str) -> None:
+    """UserError naming ``name`` if it is not one of :data:`METHODS`."""
+    if name not in METHODS:
+        raise UserError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
 
 _NETWORK = {"activation": "td", "input_activation": "tanh"}
 _DEFAULTS = {

@@ -22,23 +22,23 @@ import numpy as np
 from problems.base import Data, Problem, Standardizer, dataset_split, read_dataset
 
 
+# layerwise training without regularizers: no manifold or physics term is defined for this problem
+_LAYERWISE = {"activation": "elu", "input_activation": None, "alpha": 0.0, "manifold": None, "physics": None}
+
+
 class NavierStokesProblem(Problem):
     name = "navier_stokes"
     kind = "field"
     presets = {
         "smoke": {"threads": 1, "split": (140, 20, 40), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 90,
                   "lr": 3e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
-                  "methods": {"layerwise": {"activation": "elu", "input_activation": None, "alpha": 0.0,
-                                            "manifold": None, "physics": None},
-                              "layerwise_srl": {"activation": "elu", "input_activation": None, "alpha": 0.0,
-                                                "manifold": None, "physics": None, "srl_stages": 2},
+                  "methods": {"layerwise": _LAYERWISE,
+                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 2},
                               "nas": {"n_trials": 3}}},
         "paper": {"split": (1000, 200, 500), "width": 256, "n_blocks": 1, "final_blocks": 6, "epochs": 36,
                   "lr": 1e-3, "batch_size": 64, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",
-                  "methods": {"layerwise": {"activation": "elu", "input_activation": None, "alpha": 0.0,
-                                            "manifold": None, "physics": None},
-                              "layerwise_srl": {"activation": "elu", "input_activation": None, "alpha": 0.0,
-                                                "manifold": None, "physics": None, "srl_stages": 3},
+                  "methods": {"layerwise": _LAYERWISE,
+                              "layerwise_srl": {**_LAYERWISE, "srl_stages": 3},
                               "nas": {"n_trials": 4}}},
     }
 

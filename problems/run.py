@@ -37,7 +37,7 @@ import torch
 import growth
 from growth.srl import ResidualSum
 from pde_data.errors import UserError
-from problems.methods import METHODS, n_epochs, settings_for, train
+from problems.methods import check_method, n_epochs, settings_for, train
 from problems.registry import problem_class
 
 N_SNAPSHOTS = 4
@@ -46,8 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_config(problem_name: str, method: str, seed: int, preset: str, data_path) -> dict:
     """What defines a run (a finished run with the same config is not redone by the sweep)."""
-    if method not in METHODS:
-        raise UserError(f"unknown method '{method}' (known: {', '.join(METHODS)})")
+    check_method(method)
     problem = problem_class(problem_name)(preset)
     dataset = None
     if problem.needs_data:

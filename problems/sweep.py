@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from pde_data.errors import UserError
-from problems.methods import METHODS
-from problems.registry import PROBLEMS, problem_class
+from problems.methods import check_method
+from problems.registry import problem_class
 from problems.run import is_done, run, run_config
 
 
@@ -33,11 +33,9 @@ def _rank_size() -> tuple[int, int]:
 
 def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, device: str = "cpu") -> int:
     for name in problems:
-        if name not in PROBLEMS:
-            raise UserError(f"unknown problem '{name}' (known: {', '.join(PROBLEMS)})")
+        problem_class(name)  # UserError before any run if a name is unknown
     for name in methods:
-        if name not in METHODS:
-            raise UserError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
+        check_method(name)
     data_dir = Path(data_dir or f"data/{preset}")
     root = Path(out_root or f"results/runs/{preset}")
     rank, size = _rank_size()
