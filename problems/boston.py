@@ -117,6 +117,13 @@ class BostonProblem(Problem):
     test MSE. The earlier protocol (decisions on the 54 validation tracts, training on 300) gave
     16.07, 16.62, 14.99 (seeds 0–2), training on all 354 for 12 layers without any validation
     13.54, 11.88, 12.00.
+
+    How hard this test set is (measured once on the same split, original units): least squares 28.4;
+    scikit-learn 1.9.1 GradientBoostingRegressor (defaults, random_state 0) 13.0 and
+    RandomForestRegressor (500 trees) 14.6; a plain 2 × 100 ELU network (Adam 1e-3, batch 32, no
+    weight decay) 12.1 and 10.7 (seeds 0, 1) at the epoch with the lowest *test* MSE, and the average
+    of five such networks 11.8–12.3 at test-chosen epochs (300–600); the average of the three
+    layerwise + SRL models above 13.0. Below 11.1 is thus reached only by choosing on the test set.
     """
 
     name = "boston"
