@@ -35,25 +35,15 @@ DOLFINX_VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
 
 # --- meshes -------------------------------------------------------------------------------------
 
-def unit_square(comm, n, quadrilateral=False):
-    """The unit square (0,1)^2 split into n x n squares (each cut into 2 triangles unless
-    `quadrilateral`): (n+1)^2 vertices."""
-    cell = dolfinx.mesh.CellType.quadrilateral if quadrilateral else dolfinx.mesh.CellType.triangle
-    return dolfinx.mesh.create_unit_square(comm, n, n, cell_type=cell)
+def unit_square(comm, n):
+    """The unit square (0,1)^2 split into n x n squares, each cut into 2 triangles: (n+1)^2 vertices."""
+    return dolfinx.mesh.create_unit_square(comm, n, n, cell_type=dolfinx.mesh.CellType.triangle)
 
 
-def rectangle(comm, lower, upper, nx, ny, quadrilateral=False):
-    """The rectangle [lower, upper] (two 2-D corners) split into nx x ny squares/triangle pairs."""
-    cell = dolfinx.mesh.CellType.quadrilateral if quadrilateral else dolfinx.mesh.CellType.triangle
+def box(comm, lower, upper, nx, ny, nz):
+    """The box [lower, upper] (two 3-D corners) split into nx x ny x nz cubes, each cut into tetrahedra."""
     corners = [np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)]
-    return dolfinx.mesh.create_rectangle(comm, corners, [nx, ny], cell_type=cell)
-
-
-def box(comm, lower, upper, nx, ny, nz, hexahedral=False):
-    """The box [lower, upper] (two 3-D corners) split into nx x ny x nz cubes."""
-    cell = dolfinx.mesh.CellType.hexahedron if hexahedral else dolfinx.mesh.CellType.tetrahedron
-    corners = [np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)]
-    return dolfinx.mesh.create_box(comm, corners, [nx, ny, nz], cell_type=cell)
+    return dolfinx.mesh.create_box(comm, corners, [nx, ny, nz], cell_type=dolfinx.mesh.CellType.tetrahedron)
 
 
 def mesh_arrays(mesh):
