@@ -106,7 +106,8 @@ def sequential_residual_learning(
     ``epochs`` is the most a stage trains (with ``val`` the best-validation epoch is kept), or one
     count per stage, e.g. chosen by :func:`select_srl_epochs` (then ``n_stages`` = their number).
     ``model`` is not modified; its parameters are frozen inside the result.
-    ``out_dir``/``callback`` as in :func:`growth.grow` (the records are appended to ``log.jsonl``).
+    ``out_dir``/``callback`` as in :func:`growth.grow` (the records, each tagged ``"phase": "srl"``, are
+    appended to ``log.jsonl``; the callback's network is the growing sum).
     """
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
     if not isinstance(epochs, int):
@@ -117,7 +118,7 @@ def sequential_residual_learning(
     result = _frozen_sum(model)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    logger = RunLog(None if out_dir is None else Path(out_dir), callback)
+    logger = RunLog(None if out_dir is None else Path(out_dir), callback, result)
     monitored = val if val is not None else train
     fit = dict(width=width, n_hidden=n_hidden, activation=activation, batch_size=batch_size, optimizer=optimizer,
                seed=seed, loss_fn=loss_fn)
@@ -144,12 +145,12 @@ def sequential_residual_learning(
                 "actual_change": after - before, "monitored_before": monitored_before,
                 "monitored_after": monitored_after, "kept_epoch": kept_epoch, "accepted": accepted,
                 "parameters_before": params_before, "parameters_after": count_parameters(result),
-                "wall_time_s": time.perf_counter() - t0})
+                "wall_time_s": time.perf_counter() - t0, "phase": "srl"})
         if not accepted:
             del result.corrections[-1]
             reason = "no decrease"
             break
-    logger({"event": "stop", "method": "srl", "stage": len(result.corrections), "reason": reason})
+    logger({"event": "stop", "method": "srl", "stage": len(result.corrections), "reason": reason, "phase": "srl"})
     return SRLResult(result, logger.records, reason)
 
 
@@ -218,7 +219,7 @@ def _fit_stage(result: ResidualSum, train: tuple, val: Optional[tuple], k: int, 
     curve = [] if val is None else [evaluate_loss(result, loss_fn, *val)]
     states = [copy.deepcopy(q.state_dict())]
 
-    def record(r):
+    def record(r, _net=None):
         if r["event"] != "epoch":
             return
         if on_epoch is not None:

@@ -15,7 +15,8 @@ promises a decrease).
 Outputs (only with ``out_dir``): ``log.jsonl`` (one JSON object per epoch, per stage end and per
 growth event) and ``checkpoints/stage_NNN.pt`` written at the start of every stage, from which
 ``resume=True`` continues bit for bit; ``network.pt`` (:func:`growth.save`) at the end. Without
-``out_dir`` everything stays in memory and ``callback(record)`` sees each log record.
+``out_dir`` everything stays in memory. ``callback(record, net)`` sees each log record together
+with the network being trained (the one callback signature of the package).
 The loss convention everywhere: ``loss_fn(outputs, targets)`` is the *mean* over the batch, and J is
 the mean over all training samples.
 """
@@ -37,10 +38,11 @@ from torch import nn
 from .checkpoint import network_from_payload, network_payload, save
 from .networks import count_parameters, set_trainable
 
-__all__ = ["Context", "Strategy", "GrowResult", "grow", "evaluate_loss", "carry_optimizer"]
+__all__ = ["Context", "Strategy", "GrowResult", "StopRules", "grow", "evaluate_loss", "carry_optimizer"]
 
 log = logging.getLogger("growth")
 Data = tuple[torch.Tensor, torch.Tensor]
+Callback = Callable[[dict, Optional[nn.Module]], None]
 
 
 def evaluate_loss(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
@@ -172,13 +174,15 @@ def _default_optimizer(params):
 
 
 class RunLog:
-    """The run's records: kept in memory, appended to `out_dir/log.jsonl` (one JSON object per
-    line) when a directory is given, and passed to `callback` as they come."""
+    """The run's records: kept in memory, appended to ``out_dir/log.jsonl`` (one JSON object per
+    line) when a directory is given, and passed as ``callback(record, model)`` as they come, ``model``
+    being the network the records are about (set by the owner of the log)."""
 
-    def __init__(self, out_dir: Optional[Path], callback: Optional[Callable]):
+    def __init__(self, out_dir: Optional[Path], callback: Optional[Callback], model: Optional[nn.Module] = None):
         self.records: list = []
         self.path = None if out_dir is None else out_dir / "log.jsonl"
         self.callback = callback
+        self.model = model
 
     def rewrite(self, records: list) -> None:
         self.records = list(records)
@@ -191,7 +195,34 @@ class RunLog:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
         if self.callback is not None:
-            self.callback(record)
+            self.callback(record, self.model)
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When ``grow`` stops (module docstring): after ``max_stages`` stages, at ``max_blocks`` blocks,
+    or when the validation loss has not fallen below ``(1 − min_rel_improvement)·best`` for
+    ``patience`` consecutive stages."""
+
+    max_stages: int = 10
+    max_blocks: Optional[int] = None
+    patience: float = 1
+    min_rel_improvement: float = 0.0
+
+
+@dataclass
+class Plateau:
+    """The validation-plateau test's memory: the best stage-end validation loss and the number of
+    stages since it last improved (checkpointed)."""
+
+    best: float = math.inf
+    bad: int = 0
+
+    def update(self, val_loss: float, min_rel_improvement: float) -> None:
+        if val_loss < self.best * (1.0 - min_rel_improvement):
+            self.best, self.bad = val_loss, 0
+        else:
+            self.bad += 1
 
 
 def _latest_checkpoint(resume: Union[bool, str, os.PathLike], out_dir: Optional[Path]) -> Path:
@@ -205,12 +236,130 @@ def _latest_checkpoint(resume: Union[bool, str, os.PathLike], out_dir: Optional[
     return Path(resume)
 
 
+class _Run:
+    """One ``grow`` call: the network, the strategy, the optimizer and everything a checkpoint holds.
+    Its methods are the trainer's named steps."""
+
+    def __init__(self, strategy: Strategy, ctx: Context, factory: Callable, rules: StopRules,
+                 out: Optional[Path], logger: RunLog):
+        self.strategy, self.ctx, self.factory, self.rules = strategy, ctx, factory, rules
+        self.out, self.logger = out, logger
+        self.net: Optional[nn.Module] = None
+        self.opt: Optional[torch.optim.Optimizer] = None
+        self.plateau = Plateau()
+        self.bar = None
+
+    # -- start: a fresh network or a checkpoint ----------------------------------------------------
+    def start(self, net: Optional[nn.Module], resume: Union[bool, str, os.PathLike]) -> None:
+        saved_opt = self.resume(resume) if resume else None
+        if not resume:
+            self.strategy.check(net)
+            self.net = net
+        self.logger.model = self.net
+        self.ctx.history = self.logger.records
+        self.net.to(self.ctx.device)
+        self.opt = carry_optimizer(None, self.trainable(), self.factory)
+        if saved_opt is not None:
+            self.opt.load_state_dict(saved_opt)
+        else:
+            self.checkpoint()
+
+    def resume(self, resume: Union[bool, str, os.PathLike]) -> dict:
+        """Restore the network, generator, strategy, counters and log; return the optimizer state."""
+        ckpt = torch.load(_latest_checkpoint(resume, self.out), map_location="cpu", weights_only=False)
+        self.net = network_from_payload(ckpt["net"])
+        self.ctx.generator.set_state(ckpt["generator"])
+        self.strategy.load_state_dict(ckpt["strategy"])
+        self.ctx.stage, self.ctx.epoch = ckpt["stage"], ckpt["epoch"]
+        self.plateau = Plateau(ckpt["best"], ckpt["bad"])
+        self.logger.rewrite(ckpt["history"])
+        return ckpt["optimizer"]
+
+    def trainable(self) -> list:
+        return set_trainable(self.net, self.strategy.trainable(self.net, self.ctx))
+
+    def checkpoint(self) -> None:
+        """``checkpoints/stage_NNN.pt``: everything :meth:`resume` needs to continue bit for bit."""
+        if self.out is None:
+            return
+        torch.save({"net": network_payload(self.net), "optimizer": self.opt.state_dict(),
+                    "generator": self.ctx.generator.get_state(), "strategy": self.strategy.state_dict(),
+                    "stage": self.ctx.stage, "epoch": self.ctx.epoch, "best": self.plateau.best,
+                    "bad": self.plateau.bad, "history": self.logger.records},
+                   self.out / "checkpoints" / f"stage_{self.ctx.stage:03d}.pt")
+
+    # -- one stage ---------------------------------------------------------------------------------
+    def train_stage(self, epochs: int) -> None:
+        """``epochs`` epochs of mini-batch training, one ``epoch`` record each."""
+        ctx = self.ctx
+        self.net.train()
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            train_loss = _train_epoch(self.net, self.strategy, self.opt, ctx)
+            ctx.epoch += 1
+            val_loss = ctx.val_loss(self.net) if ctx.val is not None else train_loss
+            self.logger({"event": "epoch", "stage": ctx.stage, "epoch": ctx.epoch, "train_loss": train_loss,
+                         "val_loss": val_loss, "wall_time_s": time.perf_counter() - t0})
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(stage=ctx.stage, train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
+
+    def evaluate(self) -> dict:
+        """The strategy's post-processing, then the stage record (losses, size), logged."""
+        net, ctx = self.net, self.ctx
+        record = {"event": "stage", "stage": ctx.stage, "epoch": ctx.epoch, **self.strategy.end_stage(net, ctx)}
+        record.update(train_loss=ctx.loss(net), val_loss=ctx.val_loss(net),
+                      n_parameters=count_parameters(net), n_blocks=getattr(net, "n_blocks", None))
+        self.logger(record)
+        log.info("%s stage %d: train %.4g val %.4g, %d parameters", self.strategy.name, ctx.stage,
+                 record["train_loss"], record["val_loss"], record["n_parameters"])
+        return record
+
+    def stop_reason(self, record: dict) -> Optional[str]:
+        """Why to stop after this stage, or None to grow."""
+        rules, net = self.rules, self.net
+        self.plateau.update(record["val_loss"], rules.min_rel_improvement)
+        if self.plateau.bad >= rules.patience:
+            return "validation plateau"
+        if self.ctx.stage + 1 >= rules.max_stages:
+            return "max stages"
+        if rules.max_blocks is not None and getattr(net, "n_blocks", 0) >= rules.max_blocks:
+            return "max depth"
+        return self.strategy.should_stop(net, self.ctx)
+
+    def grow_step(self, loss_before: float) -> Optional[str]:
+        """One growth step of the strategy, logged; the next stage's optimizer carries the moments
+        of surviving parameters. Returns a stop reason when the strategy declines to grow."""
+        net, ctx = self.net, self.ctx
+        params_before, t0 = count_parameters(net), time.perf_counter()
+        event = self.strategy.grow(net, ctx)
+        if event is None:
+            return "no proposal promises a decrease"
+        net.to(ctx.device)
+        loss_after = ctx.loss(net)
+        self.logger({"event": "growth", "stage": ctx.stage, **event, "loss_before": loss_before,
+                     "loss_after": loss_after, "actual_change": loss_after - loss_before,
+                     "parameters_before": params_before, "parameters_after": count_parameters(net),
+                     "wall_time_s": time.perf_counter() - t0})
+        ctx.stage += 1
+        self.opt = carry_optimizer(self.opt, self.trainable(), self.factory)
+        return None
+
+    def finish(self, reason: str) -> GrowResult:
+        if self.bar is not None:
+            self.bar.close()
+        self.logger({"event": "stop", "stage": self.ctx.stage, "epoch": self.ctx.epoch, "reason": reason})
+        if self.out is not None:
+            save(self.net, self.out / "network.pt")
+        return GrowResult(self.net, self.logger.records, reason)
+
+
 def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optional[Data] = None, *,
          loss_fn: Optional[Callable] = None, epochs_per_stage: int = 100, max_stages: int = 10,
          max_blocks: Optional[int] = None, patience: int = 1, min_rel_improvement: float = 0.0,
          batch_size: Optional[int] = None, optimizer: Optional[Callable] = None, seed: int = 0,
          device: Union[str, torch.device, None] = None, out_dir: Union[str, os.PathLike, None] = None,
-         resume: Union[bool, str, os.PathLike] = False, callback: Optional[Callable] = None,
+         resume: Union[bool, str, os.PathLike] = False, callback: Optional[Callback] = None,
          progress: Optional[bool] = None) -> GrowResult:
     """Train ``net`` and grow it with ``strategy`` (see the module docstring).
 
@@ -218,108 +367,51 @@ def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optiona
     ``optimizer`` is a factory ``params -> torch.optim.Optimizer`` (default Adam, lr 1e-3); ``seed``
     seeds the generator that shuffles mini-batches and that strategies draw from; ``resume`` is
     True (latest checkpoint in ``out_dir``) or a checkpoint path, in which case ``net`` may be None.
+    ``callback(record, net)`` sees every log record with the network being trained.
     ``progress``: a tqdm bar over epochs (default: only when stderr is a terminal).
     """
-    loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
-    factory = _default_optimizer if optimizer is None else optimizer
     device = torch.device(device) if device is not None else (
         next(net.parameters()).device if net is not None else torch.device("cpu"))
-    out = None if out_dir is None else Path(out_dir)
-    if out is not None:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    logger = RunLog(out, callback)
-    generator = torch.Generator().manual_seed(seed)
+    out = _output_dir(out_dir)
+    ctx = _context(train, val, loss_fn, batch_size, device, seed)
+    run = _Run(strategy, ctx, optimizer or _default_optimizer,
+               StopRules(max_stages, max_blocks, patience, min_rel_improvement), out, RunLog(out, callback))
+    run.start(net, resume)
+    run.bar = _progress_bar(strategy.name, ctx.epoch, progress)
+    while True:
+        run.train_stage(epochs_per_stage)
+        record = run.evaluate()
+        reason = run.stop_reason(record) or run.grow_step(record["train_loss"])
+        if reason:
+            return run.finish(reason)
+        run.checkpoint()
+
+
+def _output_dir(out_dir: Union[str, os.PathLike, None]) -> Optional[Path]:
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _context(train: Data, val: Optional[Data], loss_fn: Optional[Callable], batch_size: Optional[int],
+             device: torch.device, seed: int) -> Context:
+    """The strategies' view of the run: the data on ``device``, the loss, the seeded generator."""
     train = tuple(t.to(device) for t in train)
     val = None if val is None else tuple(t.to(device) for t in val)
     n_train = train[0].shape[0]
     batch_size = n_train if batch_size is None else min(batch_size, n_train)
-    ctx = Context(0, 0, train, val, loss_fn, batch_size, device, generator)
+    loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
+    return Context(0, 0, train, val, loss_fn, batch_size, device, torch.Generator().manual_seed(seed))
 
-    saved_opt, best, bad = None, math.inf, 0
-    if resume:
-        ckpt = torch.load(_latest_checkpoint(resume, out), map_location="cpu", weights_only=False)
-        net = network_from_payload(ckpt["net"])
-        generator.set_state(ckpt["generator"])
-        strategy.load_state_dict(ckpt["strategy"])
-        ctx.stage, ctx.epoch = ckpt["stage"], ckpt["epoch"]
-        best, bad, saved_opt = ckpt["best"], ckpt["bad"], ckpt["optimizer"]
-        logger.rewrite(ckpt["history"])
-    else:
-        strategy.check(net)
-    ctx.history = logger.records
-    net.to(device)
 
-    def checkpoint():
-        if out is not None:
-            torch.save({"net": network_payload(net), "optimizer": opt.state_dict(),
-                        "generator": generator.get_state(), "strategy": strategy.state_dict(),
-                        "stage": ctx.stage, "epoch": ctx.epoch, "best": best, "bad": bad,
-                        "history": logger.records}, out / "checkpoints" / f"stage_{ctx.stage:03d}.pt")
-
-    opt = carry_optimizer(None, set_trainable(net, strategy.trainable(net, ctx)), factory)
-    if saved_opt is not None:
-        opt.load_state_dict(saved_opt)
-    else:
-        checkpoint()
-
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-        bar = tqdm(desc=strategy.name, unit="epoch", initial=ctx.epoch)
-
-    while True:
-        net.train()
-        for _ in range(epochs_per_stage):
-            t0 = time.perf_counter()
-            train_loss = _train_epoch(net, strategy, opt, ctx)
-            ctx.epoch += 1
-            val_loss = ctx.val_loss(net) if val is not None else train_loss
-            logger({"event": "epoch", "stage": ctx.stage, "epoch": ctx.epoch, "train_loss": train_loss,
-                    "val_loss": val_loss, "wall_time_s": time.perf_counter() - t0})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(stage=ctx.stage, train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
-
-        record = {"event": "stage", "stage": ctx.stage, "epoch": ctx.epoch, **strategy.end_stage(net, ctx)}
-        val_loss = ctx.val_loss(net)
-        record.update(train_loss=ctx.loss(net), val_loss=val_loss,
-                      n_parameters=count_parameters(net), n_blocks=getattr(net, "n_blocks", None))
-        logger(record)
-        log.info("%s stage %d: train %.4g val %.4g, %d parameters", strategy.name, ctx.stage,
-                 record["train_loss"], val_loss, record["n_parameters"])
-        if val_loss < best * (1.0 - min_rel_improvement):
-            best, bad = val_loss, 0
-        else:
-            bad += 1
-        reason = ("validation plateau" if bad >= patience else
-                  "max stages" if ctx.stage + 1 >= max_stages else
-                  "max depth" if max_blocks is not None and getattr(net, "n_blocks", 0) >= max_blocks else
-                  strategy.should_stop(net, ctx))
-        if reason:
-            break
-
-        loss_before, params_before, t0 = record["train_loss"], count_parameters(net), time.perf_counter()
-        event = strategy.grow(net, ctx)
-        if event is None:
-            reason = "no proposal promises a decrease"
-            break
-        net.to(device)
-        loss_after = ctx.loss(net)
-        logger({"event": "growth", "stage": ctx.stage, **event, "loss_before": loss_before,
-                "loss_after": loss_after, "actual_change": loss_after - loss_before,
-                "parameters_before": params_before, "parameters_after": count_parameters(net),
-                "wall_time_s": time.perf_counter() - t0})
-        ctx.stage += 1
-        opt = carry_optimizer(opt, set_trainable(net, strategy.trainable(net, ctx)), factory)
-        checkpoint()
-
-    if bar is not None:
-        bar.close()
-    logger({"event": "stop", "stage": ctx.stage, "epoch": ctx.epoch, "reason": reason})
-    if out is not None:
-        save(net, out / "network.pt")
-    return GrowResult(net, logger.records, reason)
+def _progress_bar(name: str, initial: int, progress: Optional[bool]):
+    """A tqdm bar over epochs (default: only when stderr is a terminal), or None."""
+    if not (sys.stderr.isatty() if progress is None else progress):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(desc=name, unit="epoch", initial=initial)
 
 
 def _train_epoch(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer, ctx: Context) -> float:

@@ -146,7 +146,7 @@ def adam(lr: float, weight_decay: float = 0.0) -> Callable:
 
 def train(problem: Problem, data: Data, method: str, seed: int, device, callback: Callable) -> Trained:
     """Train ``method`` on ``data`` (seeded by ``seed``); ``callback(record, model)`` sees every log
-    record together with the model being trained (None during SRL). With ``cv_folds`` in the
+    record together with the model being trained. With ``cv_folds`` in the
     settings, the protocol of :func:`cross_validate`: choose on folds, refit on training + validation."""
     s = settings_for(problem, method)
     torch.manual_seed(seed)
@@ -168,7 +168,7 @@ def train(problem: Problem, data: Data, method: str, seed: int, device, callback
         result.net, data.train, val_data, n_stages=s["srl_stages"], width=s["srl_width"],
         n_hidden=s["srl_hidden"], activation=s["srl_activation"], epochs=_srl_epochs(s),
         batch_size=s["batch_size"], optimizer=adam(s["lr"]), seed=seed, loss_fn=problem.loss_fn(),
-        callback=lambda record: callback({**record, "phase": "srl"}, None))
+        callback=callback)
     return Trained(srl.model, selection + result.history + srl.history,
                    f"{result.stop_reason}; srl: {srl.stop_reason}")
 
@@ -201,7 +201,7 @@ def _grow(problem: Problem, data: Data, method: str, s: dict, seed: int, device,
                        epochs_per_stage=epochs, max_stages=n_stages, max_blocks=s["final_blocks"],
                        patience=s["patience"], min_rel_improvement=s["min_rel_improvement"],
                        batch_size=s["batch_size"], optimizer=adam(s["lr"], s.get("weight_decay", 0.0)), seed=seed,
-                       device=device, progress=False, callback=lambda record: callback(record, net))
+                       device=device, progress=False, callback=callback)
 
 
 def cross_validate(problem: Problem, data: Data, method: str, s: dict, seed: int, device) -> tuple[dict, Data]:

@@ -33,10 +33,10 @@ def search(problem: Problem, data: Data, s: dict, seed: int, device, callback):
         torch.manual_seed(seed + trial.number)
         net = build_network(s, data, depth, width=width).to(device)
 
-        def record(r):
+        def record(r, model=net):
             r = {**r, "trial": trial.number}
             history.append(r)
-            callback(r, net)
+            callback(r, model)
 
         result = growth.grow(net, growth.FixedBaseline(), data.train, data.val, loss_fn=problem.loss_fn(),
                              epochs_per_stage=epochs, max_stages=1, batch_size=s["batch_size"],

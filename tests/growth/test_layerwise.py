@@ -28,8 +28,9 @@ def test_stage_freezes_earlier_layers_and_new_block_starts_as_identity():
                                      lambda pred, batch: (pred ** 2).mean(), 1e-3))
     snapshots = {}
 
-    def at_growth(record):
+    def at_growth(record, model):
         if record["event"] == "growth":
+            assert model is net
             snapshots[record["stage"]] = {n: p.detach().clone() for n, p in net.named_parameters()}
             assert record["actual_change"] == 0.0  # the zero block is the identity, bit for bit
 

@@ -124,7 +124,8 @@ def test_mse_stage_is_the_residual_fit_and_keeps_the_best_validation_epoch():
     val = data(60, 2)
     records = []
     res = sequential_residual_learning(base, TRAIN, val, n_stages=1, width=16, epochs=50, batch_size=32,
-                                       optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), seed=0, callback=records.append)
+                                       optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), seed=0,
+                                       callback=lambda record, _model: records.append(record))
     epochs = [r for r in records if r["event"] == "epoch"]
     event = [r for r in records if r["event"] == "growth"][0]
     best = min(epochs, key=lambda r: r["val_loss"])
@@ -148,7 +149,7 @@ def test_cross_validated_srl_epochs_minimize_the_fold_averaged_validation_loss()
     curves = []  # stage 1 by hand: each fold's validation curve of base + Q_1, epochs 0..15
     for model, (train, val) in zip(models, folds):
         records = []
-        sequential_residual_learning(model, train, val, n_stages=1, callback=records.append, **settings)
+        sequential_residual_learning(model, train, val, n_stages=1, callback=lambda record, _model: records.append(record), **settings)
         curves.append([mse(model, val)] + [r["val_loss"] for r in records if r["event"] == "epoch"])
     mean = [(a + b) / 2 for a, b in zip(*curves)]
     assert chosen[0] == min(range(16), key=mean.__getitem__)

@@ -83,9 +83,10 @@ def test_log_records_and_files(tmp_path):
     x, y = _data(64, 2)
     seen = []
     result = growth.grow(_net(), growth.TopologicalStrategy(), (x, y), _data(32, 3), epochs_per_stage=5,
-                         max_stages=3, optimizer=_adam, out_dir=tmp_path, callback=seen.append, progress=False)
+                         max_stages=3, optimizer=_adam, out_dir=tmp_path, callback=lambda record, model: seen.append((record, model)), progress=False)
     lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert lines == result.history == seen
+    assert lines == result.history == [record for record, _ in seen]
+    assert all(model is result.net for _, model in seen)
     epochs = [r for r in lines if r["event"] == "epoch"]
     assert [r["epoch"] for r in epochs] == list(range(1, 16))
     events = [r for r in lines if r["event"] == "growth"]
