@@ -7,11 +7,7 @@
 SCALE ?= smoke
 NP ?= 1
 PY := .venv/bin/python
-export OMPI_ALLOW_RUN_AS_ROOT := 1
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
-export OMPI_MCA_rmaps_base_oversubscribe := 1
-export OMPI_MCA_orte_execute_quiet := 1
-MPIRUN := $(if $(filter 1,$(NP)),,mpirun -n $(NP))
+MPIRUN := $(if $(filter 1,$(NP)),,scripts/mpirun -n $(NP))
 
 DATA_DIR := data/$(SCALE)
 PDE_PROBLEMS := heat navier_stokes wind

@@ -47,8 +47,7 @@ GENERATION = {
     "full": ({"heat": 5000, "navier_stokes": 10, "wind": 24}, (1, 2, 4), 2),
 }
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+MPIRUN = os.path.join(REPO, "scripts", "mpirun")  # the project's one MPI launcher
 
 
 def _preset(scale):
@@ -94,9 +93,9 @@ def mesh_entry(problem, scale):
 
 def _start(problem, preset, n_samples, processes, out):
     """Start one `mpirun -n processes` generation run (a Popen)."""
-    command = ["mpirun", "-n", str(processes), sys.executable, "-m", "bench._mpi_generate",
+    command = [MPIRUN, "-n", str(processes), sys.executable, "-m", "bench._mpi_generate",
                problem, preset, str(n_samples), out]
-    return subprocess.Popen(command, env={**os.environ, **MPI_ENV}, stdout=subprocess.PIPE,
+    return subprocess.Popen(command, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 

@@ -18,8 +18,18 @@ from pde_data.forward_model import BaseForwardModel
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_MAIN = ("import sys, pde_data.registry as r; r.FORWARD_MODELS['toy'] = 'tests.conftest'; "
             "from pde_data.cli import main; sys.exit(main())")
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_btl": "self,vader,tcp"}
+
+
+def mpirun(nprocs):
+    """The command prefix that runs a command on `nprocs` MPI processes: the project's one
+    launcher, scripts/mpirun (oversubscription and root allowed, on Open MPI 4 and 5 and MPICH)."""
+    return [os.path.join(REPO, "scripts", "mpirun"), "-n", str(nprocs)]
+
+
+def own_lines(stderr):
+    """The lines of a run's stderr that the project wrote (`error: ...`, tracebacks), without the
+    MPI launcher's own notices, whose wording differs between Open MPI 4 and 5."""
+    return [line for line in stderr.splitlines() if line.startswith(("error: ", "Traceback"))]
 
 
 class ForwardModel(BaseForwardModel):
@@ -77,11 +87,11 @@ class ForwardModel(BaseForwardModel):
 
 def run_cli(args, nprocs=None, env=None, toy=True, **kwargs):
     """Run `python -m pde_data ARGS` (with the toy problem registered) in a subprocess, under
-    `mpirun -n NPROCS` when given; returns the CompletedProcess (text output captured)."""
+    `scripts/mpirun -n NPROCS` when given; returns the CompletedProcess (text output captured)."""
     command = [sys.executable, "-c", TOY_MAIN] if toy else [sys.executable, "-m", "pde_data"]
     if nprocs:
-        command = ["mpirun", "-n", str(nprocs)] + command
-    full_env = {**os.environ, **MPI_ENV, **(env or {})}
+        command = mpirun(nprocs) + command
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run(command + [str(a) for a in args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=300, **kwargs)
 

@@ -13,10 +13,9 @@ from mpi4py import MPI
 
 from pde_data import fem
 from pde_data.heat import _dirichlet_boundary
+from tests.conftest import mpirun
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 
 
 def _manufactured_errors(n):
@@ -186,9 +185,8 @@ MPI_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.mpi
 def test_points_on_a_partition_boundary_are_counted_once_under_mpi():
-    result = subprocess.run(["mpirun", "-n", "2", sys.executable, "-c", MPI_SCRIPT], cwd=REPO,
-                            env={**os.environ, **MPI_ENV}, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(mpirun(2) + [sys.executable, "-c", MPI_SCRIPT], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
     line = [s for s in result.stdout.splitlines() if s.startswith("RESULT")]
     assert result.returncode == 0 and line, result.stderr[-2000:]
     size, n_owned, n_points, shared, error, same, solve_error = line[0].split()[1:]

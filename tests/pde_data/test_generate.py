@@ -12,7 +12,7 @@ import pytest
 from pde_data import store
 from pde_data.errors import ConfigError, DatasetError
 from pde_data.generate import generate
-from tests.conftest import MPI_ENV, REPO, TOY_MAIN, ForwardModel as Toy, file_content, run_cli
+from tests.conftest import REPO, TOY_MAIN, mpirun, ForwardModel as Toy, file_content, run_cli
 
 
 def test_rows_are_the_model_solved_with_each_samples_own_seed(tmp_path, toy_problem):
@@ -127,8 +127,8 @@ def test_sigkill_then_same_command_resumes_without_recomputing(tmp_path, nprocs)
 
     command = [sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out), "--overwrite"]
     if nprocs:
-        command = ["mpirun", "-n", str(nprocs)] + command
-    job = subprocess.Popen(command, cwd=REPO, env={**os.environ, **MPI_ENV},
+        command = mpirun(nprocs) + command
+    job = subprocess.Popen(command, cwd=REPO,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not (log.exists() and len(_solved(log)) >= 8) and time.time() < deadline:

@@ -15,7 +15,7 @@ from pde_data.errors import ConfigError, UserError
 from pde_data.generate import sample_rng
 from pde_data.terrain import read_asc
 from pde_data.wind import ForwardModel
-from tests.conftest import MPI_ENV, REPO, run_cli
+from tests.conftest import REPO, mpirun, run_cli
 
 # a 1 km site with one resolved hill: small meshes already see the asymptotic regime
 SMALL_SITE = {"length_x": 1000.0, "length_y": 1000.0, "domain_height": 300.0, "n_hills": 1,
@@ -195,9 +195,8 @@ def test_mesh_parallel_agrees_with_serial(tmp_path):
     """Two ranks share one mesh (each point owned once, rows on every rank): the rows equal the
     serial ones up to the solver tolerance."""
     out = tmp_path / "rows.npz"
-    subprocess.run(["mpirun", "-n", "2", sys.executable, "-c", MESH_PARALLEL, str(out)],
-                   cwd=REPO, env={**os.environ, **MPI_ENV}, check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(mpirun(2) + [sys.executable, "-c", MESH_PARALLEL, str(out)],
+                   cwd=REPO, check=True, timeout=300, capture_output=True)
     parallel = np.load(out)
     serial = model().solve(2, sample_rng(0, 2))
     for key in ("parameters", "observations", "observations_clean", "latent"):

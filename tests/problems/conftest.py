@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import MPI_ENV, REPO
+from tests.conftest import REPO
 
 SIZES = {"heat": 40, "navier_stokes": 12, "wind": 8}
 
@@ -17,15 +17,13 @@ SIZES = {"heat": 40, "navier_stokes": 12, "wind": 8}
 @pytest.fixture(scope="session")
 def datasets(tmp_path_factory):
     """{problem: path} of smoke-preset datasets with few samples."""
-    import os
-
     root = tmp_path_factory.mktemp("datasets")
     paths = {}
     for problem, n in SIZES.items():
         paths[problem] = root / f"{problem}.h5"
         subprocess.run([sys.executable, "-m", "pde_data", "generate", problem, "--preset", "smoke",
                         "--n-samples", str(n), "--out", str(paths[problem])],
-                       cwd=REPO, env={**os.environ, **MPI_ENV}, check=True, capture_output=True, timeout=300)
+                       cwd=REPO, check=True, capture_output=True, timeout=300)
     return paths
 
 

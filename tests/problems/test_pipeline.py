@@ -6,7 +6,6 @@ runs ``make figures`` itself with one seed into a temporary directory (real smok
 presets: what a fresh checkout's ``make figures`` does, minus the second seed).
 """
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ from problems import mnist
 from problems.cli import main
 from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
-from tests.conftest import MPI_ENV, REPO
+from tests.conftest import REPO
 
 FIGURES = sorted([f"{p}_{kind}.png" for p in PROBLEMS for kind in ("per_layer", "methods", "loss")]
                  + ["heat_fields.png", "wind_fields.png", "heat_td_scores.png", "navier_stokes_error_maps.png"])
@@ -94,6 +93,6 @@ def test_make_figures_smoke_one_seed(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(["make", "figures", "SEEDS=0", f"DATA_DIR={tmp_path / 'data'}",
                              f"RUNS_DIR={tmp_path / 'runs'}", f"FIGURES_DIR={out}", f"MNIST_DIR={mnist_dir}"],
-                            cwd=REPO, env={**os.environ, **MPI_ENV}, capture_output=True, text=True, timeout=900)
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     check_outputs(out, n_seeds=1)
