@@ -442,8 +442,11 @@ def assemble_constrained_vector(compiled, constraint, b=None):
 
 def apply_constraint(constraint, vector):
     """Set the slave entries of the PETSc `vector` from its masters (after a constrained solve),
-    whatever they held before (dolfinx_mpc's back-substitution adds to them)."""
-    constraint.homogenize(vector)
+    whatever they held before: u_s = sum_m c_sm u_m. dolfinx_mpc's back-substitution adds the
+    master combination to the slave entries, so they are zeroed first (what `homogenize` does,
+    whose argument changed from a PETSc Vec in 0.5 to a Function in 0.9)."""
+    with vector.localForm() as local:
+        local.array_w[slave_dofs(constraint)] = 0.0
     constraint.backsubstitution(vector)
 
 
