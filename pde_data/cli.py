@@ -3,23 +3,17 @@
 Every UserError becomes one line `error: ...` on stderr (rank 0 only under MPI) and exit status 2
 (1 for `info`, as DESIGN.md states).
 """
-import argparse
 import os
 import sys
 
-from pde_data.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UserError (one line) instead of printing usage and exiting."""
-
-    def error(self, message):
-        raise UserError(message)
+from common.cli import ArgumentParser, report, subcommands
+from common.errors import UserError
+from common.logs import setup as setup_logging
 
 
 def build_parser():
-    parser = _Parser(prog="python -m pde_data", description="Finite-element datasets for inverse problems.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog="python -m pde_data", description="Finite-element datasets for inverse problems.")
+    commands = subcommands(parser)
     gen = commands.add_parser(
         "generate", help="generate (or finish) a dataset file",
         usage="python -m pde_data generate PROBLEM --preset {smoke,paper} [--n-samples N] [--seed S] "
@@ -71,11 +65,12 @@ def run(argv):
 def main(argv=None):
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
+    setup_logging(("pde_data",), "stderr")
     try:
         run(argv)
     except UserError as error:
         if _mpi_rank() == 0:
-            print(f"error: {error}", file=sys.stderr, flush=True)
+            report(error)
         return 1 if argv[:1] == ["info"] else 2
     return 0
 

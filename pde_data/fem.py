@@ -28,7 +28,7 @@ import dolfinx.geometry
 import dolfinx.io
 import dolfinx.mesh
 
-from pde_data.errors import SolverFailure
+from common.errors import SolverFailure
 
 DOLFINX_VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
 

@@ -23,7 +23,7 @@ The driver (`pde_data.generate`) owns MPI distribution, the HDF5 store, resume a
 """
 import json
 
-from pde_data.errors import ConfigError
+from common.errors import ConfigError
 
 
 class BaseForwardModel:

@@ -12,6 +12,7 @@ depend on the number of processes.
 import contextlib
 import datetime
 import importlib.metadata
+import logging
 import os
 import sys
 import time
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError, DatasetError, SolverFailure, UserError
 from pde_data import store
-from pde_data.errors import ConfigError, DatasetError, SolverFailure, UserError
 from pde_data.registry import forward_model_class
 
 VERSIONED_PACKAGES = {"dolfinx": "fenics-dolfinx", "petsc4py": "petsc4py", "mpi4py": "mpi4py",
@@ -54,12 +55,12 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
 
     `overrides` {setting: value or string}; `n_samples` overrides the preset's count; `seed` is the
     base seed. Raises UserError (same message on every rank) for bad input or an existing `out`
-    without `overwrite`. `log(line)` receives progress lines on rank 0 (default: stderr).
+    without `overwrite`. `log(line)` receives progress lines on rank 0 (default: the `pde_data.generate` logger, :mod:`common.logs`).
     """
     from mpi4py import MPI
 
     comm = comm or MPI.COMM_WORLD
-    log = log or _stderr_line
+    log = log or _log_line
     if procs_per_sample < 1 or comm.size % procs_per_sample:
         raise ConfigError(f"--procs-per-sample {procs_per_sample} does not divide the "
                           f"{comm.size} MPI processes")
@@ -229,8 +230,8 @@ def _summary_line(report):
     return line
 
 
-def _stderr_line(line):
-    print(line, file=sys.stderr, flush=True)
+def _log_line(line):
+    logging.getLogger(__name__).info(line)
 
 
 class _Progress:

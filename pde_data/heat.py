@@ -41,7 +41,7 @@ import ufl
 from mpi4py import MPI
 
 from pde_data import fem
-from pde_data.errors import ConfigError
+from common.errors import ConfigError
 from pde_data.forward_model import BaseForwardModel
 from pde_data.priors import BiLaplacianPrior
 

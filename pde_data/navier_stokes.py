@@ -58,7 +58,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data import fem
-from pde_data.errors import ConfigError, SolverFailure
+from common.errors import ConfigError, SolverFailure
 from pde_data.forward_model import BaseForwardModel
 from pde_data.periodic import TorusGaussianPrior, refine
 

@@ -10,7 +10,7 @@ FORWARD_MODELS = {
 
 def forward_model_class(problem):
     """The `ForwardModel` class of `problem` (imported lazily: dolfinx loads only when needed)."""
-    from pde_data.errors import UserError
+    from common.errors import UserError
 
     if problem not in FORWARD_MODELS:
         raise UserError(f"unknown problem '{problem}' (known: {', '.join(sorted(FORWARD_MODELS))})")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from pde_data.errors import DatasetError
+from common.errors import DatasetError
 
 SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2

@@ -5,7 +5,7 @@ and y north, and heights are measured from the lowest terrain point (so min h = 
 """
 import numpy as np
 
-from pde_data.errors import UserError
+from common.errors import UserError
 
 
 class Terrain:

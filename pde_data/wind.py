@@ -40,7 +40,7 @@ import ufl
 from mpi4py import MPI
 
 from pde_data import fem
-from pde_data.errors import ConfigError, UserError
+from common.errors import ConfigError, UserError
 from pde_data.forward_model import BaseForwardModel
 from pde_data.terrain import gaussian_hills, read_asc
 

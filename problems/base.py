@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pde_data.errors import UserError
+from common.errors import UserError
 
 __all__ = ["Data", "Problem", "Standardizer", "split_counts", "split_indices", "read_dataset", "dataset_split"]
 

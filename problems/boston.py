@@ -151,7 +151,7 @@ class BostonProblem(Problem):
         try:
             d = load(self.dtype)
         except (OSError, ValueError) as error:
-            from pde_data.errors import UserError
+            from common.errors import UserError
 
             raise UserError(str(error)) from None
         perm = np.random.RandomState(self.split_seed).permutation(len(d.x_train))

@@ -9,19 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pde_data.errors import UserError
+from common.cli import ArgumentParser, report, subcommands
+from common.errors import UserError
+from common.logs import setup as setup_logging
 from problems.methods import METHODS
 from problems.registry import PROBLEMS
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m problems", description="Growing networks on PDE inverse problems.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog="python -m problems", description="Growing networks on PDE inverse problems.")
+    commands = subcommands(parser)
     run = commands.add_parser("run", help="train one method on one problem")
     run.add_argument("problem", help=", ".join(PROBLEMS))
     run.add_argument("--method", required=True, help=", ".join(METHODS))
@@ -50,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    setup_logging(("problems", "growth"), "stdout")
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":
@@ -72,6 +70,6 @@ def main(argv=None) -> int:
 
             figures(args.preset, args.runs, args.out)
     except (UserError, OSError) as error:  # OSError: a path the user gave cannot be read or written
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        report(error)
         return 2
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pde_data.errors import UserError
+from common.errors import UserError
 from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
 

@@ -53,7 +53,7 @@ import growth
 from growth.layerwise import LayerwiseStrategy
 from growth.regularizers import Manifold, PhysicsPenalty, StageSchedule
 from growth.srl import select_srl_epochs, sequential_residual_learning
-from pde_data.errors import UserError
+from common.errors import UserError
 from problems.base import Data, Problem
 
 METHODS = ("topological", "layerwise", "layerwise_srl", "sensitivity", "random", "net2deeper",

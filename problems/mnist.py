@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pde_data.errors import UserError
+from common.errors import UserError
 from problems.base import Data, Problem, Standardizer, split_counts
 
 FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from pde_data.errors import UserError
+from common.errors import UserError
 
 PROBLEMS = {
     "heat": "problems.heat:HeatProblem",

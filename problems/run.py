@@ -36,7 +36,7 @@ import torch
 
 import growth
 from growth.srl import ResidualSum
-from pde_data.errors import UserError
+from common.errors import UserError
 from problems.methods import check_method, n_epochs, settings_for, train
 from problems.registry import problem_class
 

@@ -11,6 +11,7 @@ run failed.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -19,10 +20,12 @@ from pathlib import Path
 
 import torch
 
-from pde_data.errors import UserError
+from common.errors import UserError
 from problems.methods import check_method
 from problems.registry import problem_class
 from problems.run import is_done, run, run_config
+
+logger = logging.getLogger(__name__)
 
 
 def _rank_size() -> tuple[int, int]:
@@ -50,15 +53,14 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
         label = f"[{i + 1}/{len(jobs)}] {problem} {method} seed {seed}"
         try:
             if is_done(out, run_config(problem, method, seed, preset, data)):
-                print(f"{label}: done before", flush=True)
+                logger.info(f"{label}: done before")
                 continue
             t0 = time.perf_counter()
             metrics = run(problem, method, seed, preset, data, out, device, overwrite=True,
                           argv=["python", "-m", "problems", "run", problem, "--method", method, "--seed", str(seed),
                                 "--preset", preset, *(["--data", str(data)] if data else []), "--out", str(out)])
             shown = {k: v for k, v in metrics.items() if k.startswith("test_")}
-            print(f"{label}: {time.perf_counter() - t0:.1f} s " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()),
-                  flush=True)
+            logger.info(f"{label}: {time.perf_counter() - t0:.1f} s " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
         except UserError as error:
             failed += 1
             print(f"{label}: error: {error}", file=sys.stderr, flush=True)

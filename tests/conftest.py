@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from pde_data.errors import ConfigError, SolverFailure
+from common.errors import ConfigError, SolverFailure
 from pde_data.forward_model import BaseForwardModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

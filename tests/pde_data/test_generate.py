@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pde_data import store
-from pde_data.errors import ConfigError, DatasetError
+from common.errors import ConfigError, DatasetError
 from pde_data.generate import generate
 from tests.conftest import REPO, TOY_MAIN, mpirun, ForwardModel as Toy, file_content, run_cli
 

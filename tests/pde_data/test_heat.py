@@ -5,7 +5,7 @@ import scipy.sparse
 from mpi4py import MPI
 
 from pde_data import fem, priors
-from pde_data.errors import ConfigError
+from common.errors import ConfigError
 from pde_data.heat import ForwardModel, weighted_stiffness_tensor
 
 

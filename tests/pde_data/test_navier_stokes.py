@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pde_data import fem
-from pde_data.errors import ConfigError, SolverFailure
+from common.errors import ConfigError, SolverFailure
 from pde_data.navier_stokes import ForwardModel, grid_points
 from pde_data.periodic import TorusGaussianPrior, refine, wavenumbers
 from tests.conftest import run_cli

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pde_data import store
-from pde_data.errors import DatasetError
+from common.errors import DatasetError
 from tests.conftest import ForwardModel as Toy
 
 SETTINGS = Toy.settings("smoke", {"n_samples": 5})

@@ -11,7 +11,7 @@ import ufl
 from mpi4py import MPI
 
 from pde_data import fem
-from pde_data.errors import ConfigError, UserError
+from common.errors import ConfigError, UserError
 from pde_data.generate import sample_rng
 from pde_data.terrain import read_asc
 from pde_data.wind import ForwardModel

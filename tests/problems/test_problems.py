@@ -64,7 +64,7 @@ def test_every_method_trains(loaded):
 
 
 def test_mnist_download_failure_is_one_user_error_and_leaves_no_partial_file(tmp_path):
-    from pde_data.errors import UserError
+    from common.errors import UserError
 
     with pytest.raises(UserError, match="cannot download train-images"):
         mnist.download(tmp_path, mirror="http://127.0.0.1:9/")  # the discard port: refused at once

@@ -1,4 +1,5 @@
-"""Errors a user can cause or a solver can report; the command line turns them into one line."""
+"""Errors a user can cause or a solver can report; a command line turns a :class:`UserError` into one
+line ``error: ...`` and a non-zero exit status, without a traceback (:mod:`common.cli`)."""
 
 
 class UserError(Exception):
