@@ -3,7 +3,7 @@
 Growth methods need to know how an activation behaves at 0:
 
 * function-preserving insertion of a block ``h + σ(W h + b)`` with ``W = 0, b = 0`` needs σ(0) = 0;
-* the topological derivative (METHODS.md §B) needs σ(0) = σ'(0) = 0 ≠ σ''(0), because the
+* the topological derivative (docs/methods.md §B) needs σ(0) = σ'(0) = 0 ≠ σ''(0), because the
   perturbation ``h + σ(εΦh)`` then changes the state by ``ε² σ''(0) (Φh)² / 2 + O(ε³)``;
 * the one-weight SensLI block needs σ'(0) ≠ 0.
 
@@ -36,7 +36,7 @@ class Activation:
 
     @property
     def admits_topological_derivative(self) -> bool:
-        """σ(0) = σ'(0) = 0 ≠ σ''(0): the condition of METHODS.md §B."""
+        """σ(0) = σ'(0) = 0 ≠ σ''(0): the condition of docs/methods.md §B."""
         return self.d0 == 0.0 and self.d1 == 0.0 and self.d2 not in (None, 0.0)
 
 

@@ -1,4 +1,4 @@
-"""Layerwise training (Approach I of Krishnanunni & Bui-Thanh, arXiv:2211.06860; METHODS.md §A) as a
+"""Layerwise training (Approach I of Krishnanunni & Bui-Thanh, arXiv:2211.06860; docs/methods.md §A) as a
 :class:`~growth.trainer.Strategy` for :func:`growth.grow`.
 
 Network: a :class:`~growth.networks.ResidualMLP`, ``h_0 = W_in x + b_in`` (the authors use a linear
@@ -14,7 +14,7 @@ new block together with the head (which is never re-initialized), on
     Φs = Σ |W_{T}| + Σ |b_{T}|                                 (L1 of the newest block)
     Φm = (1/M²) Σ_ij β_ij ‖h_T(x_i) − h_T(x_j)‖²               (on the manifold set, h_T = N^(l))
     γ_l = γ0 ρ^(l−2),  l = T + 1                               (the input layer is l = 1)
-    Φp = fn(predictions, (inputs, targets))                     (supplied by the problem)
+    Φp = fn(predictions, (inputs, targets, rows))               (supplied by the problem)
 
 After every stage the newest block and the head are hard-thresholded (|w| ≤ tol → 0, tol = 1e-4)
 and the active-parameter fraction of every layer is logged.
@@ -28,8 +28,7 @@ Stopping: saturation is the trainer's plateau test, ``grow(..., min_rel_improvem
 patience=p)``: growth stops after ``p`` consecutive layers that do not lower the validation loss (the
 training loss when no validation set is given) by at least the fraction ``tol`` relative to the best
 so far, or at ``max_stages``/``max_blocks``. The sources only say that the gain collapses after 4–7
-layers [open]. For Boston (problems/boston.py) the number of layers is instead chosen by 5-fold
-cross-validation on the 354 training tracts (problems.methods.cross_validate), at most 12.
+layers [open].
 
 The manifold penalty is evaluated on the manifold set at every mini-batch step (exactly, or on a
 seeded subsample: ``Manifold(subsample=m)`` for large sets such as MNIST).
@@ -99,7 +98,7 @@ class LayerwiseStrategy(Strategy):
         if self.manifold is not None:
             terms.append(self.gamma(net) * self.manifold(lambda x: net.hidden_states(x.to(inputs.device))[-1]))
         if self.physics is not None:
-            terms.append(self.physics(outputs, (inputs, targets)))
+            terms.append(self.physics(outputs, (inputs, targets, ctx.rows)))
         return sum(terms) if terms else None
 
     def end_stage(self, net, ctx: Context) -> dict:

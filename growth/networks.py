@@ -1,6 +1,6 @@
 """Growable multilayer perceptrons of constant width.
 
-Notation (METHODS.md): ``h_0 = a(W_in x + b_in)``, blocks ``h_{t+1} = g_t(h_t)``, head
+Notation (docs/methods.md): ``h_0 = a(W_in x + b_in)``, blocks ``h_{t+1} = g_t(h_t)``, head
 ``y = W_out h_T + b_out``. Locations are numbered along the depth: location 0 is right after the
 input layer (state h_0), location k right after block k (state h_k); there are ``n_blocks + 1``.
 ``insert_block(k, ...)`` puts the new block at location k, i.e. it acts on h_k.

@@ -1,7 +1,7 @@
 """Growth proposals and the adjoint pass that both insertion criteria are built on.
 
 Adjoints: with ``J`` the mean loss over all S samples and ``h_{s,l}`` the state of sample s at
-location l, ``λ_{s,l} = −∂J/∂h_{s,l}`` (METHODS.md notation). :func:`states_and_adjoints` gets every
+location l, ``λ_{s,l} = −∂J/∂h_{s,l}`` (docs/methods.md notation). :func:`states_and_adjoints` gets every
 ``h_l`` and ``λ_l`` from one forward and one backward pass per mini-batch: a location hook adds a
 zero "probe" tensor ``z_l`` to each state (``h + 0`` is ``h`` exactly) and ``∂J/∂z_l = ∂J/∂h_l``.
 This works with frozen parameters and needs no ``retain_grad``.

@@ -193,7 +193,8 @@ def active_fractions(layers: Mapping[str, nn.Module]) -> dict[str, float]:
 
 class PhysicsPenalty:
     """Physics-informed penalty λ Φp, Φp = fn(predictions, batch) supplied by the problem, e.g. a
-    finite-element residual Σ_i ((K û − F)_i)² in the sources; the engine only weights it."""
+    finite-element residual Σ_i ((K û − F)_i)² in the sources; the engine only weights it. ``batch`` is
+    (inputs, targets, rows): ``rows`` the batch's positions in the training set (None: all, in order)."""
 
     def __init__(self, fn: Callable[[Tensor, object], Tensor], weight: float):
         self.fn = fn

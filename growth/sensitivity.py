@@ -1,4 +1,4 @@
-"""Sensitivity-based layer insertion, SensLI (METHODS.md §C).
+"""Sensitivity-based layer insertion, SensLI (docs/methods.md §C).
 
 A *virtual* block at location l, held at function-preserving values, changes nothing; the
 Lagrange multiplier of the constraint "θ_new = its preserving value" is −∂J/∂θ_new, so

@@ -1,4 +1,4 @@
-"""Sequential residual learning, SRL (Krishnanunni & Bui-Thanh, arXiv:2211.06860; METHODS.md §A).
+"""Sequential residual learning, SRL (Krishnanunni & Bui-Thanh, arXiv:2211.06860; docs/methods.md §A).
 
 After any trained network f_1 (layerwise or a baseline), fit small fresh networks Q_1, Q_2, ... one
 after another and predict F_K = f_1 + Σ_{k≤K} Q_k. Stage k minimizes the task loss ℓ of the sum over
@@ -10,9 +10,8 @@ For the mean squared error this is exactly the sources' rule, Q_k fits the curre
 r_k = t − F_{k−1}(x) by MSE (ℓ(F + Q, t) = ‖Q − (t − F)‖²). For classification the sources do not
 say how SRL treats class labels [open]; we use the same rule with ℓ = cross-entropy on the logits,
 i.e. gradient boosting in function space: each Q_k corrects the logits of the current model. The
-alternative, MSE on one-hot targets, gave 0.817 test accuracy on MNIST here (0.987 published): it
-trains the classifier with a loss it is not evaluated with and squanders capacity on fitting logits
-to exactly 0/1. Implementation: F_{k−1}(x) is computed once per stage and passed to the trainer as
+alternative, MSE on one-hot targets, trains the classifier with a loss it is not evaluated with and
+spends capacity on fitting logits to exactly 0/1 (measured in results/notes.md). Implementation: F_{k−1}(x) is computed once per stage and passed to the trainer as
 extra input columns, ``[x, F_{k−1}(x)] ↦ F_{k−1}(x) + Q_k(x)`` (:class:`_Offset`), so the frozen
 networks are not re-evaluated at every mini-batch and the loss is that of the sum.
 

@@ -1,8 +1,8 @@
-"""Growth methods as :class:`~growth.trainer.Strategy` objects (METHODS.md §B–D).
+"""Growth methods as :class:`~growth.trainer.Strategy` objects (docs/methods.md §B–D).
 
 =====================  ==========================================================================
 ``TopologicalStrategy`` insert at argmax_l λ_max(Q_l) the top eigen-direction, ε by line search;
-                        stop when λ_max ≤ 0 everywhere (METHODS.md §B)
+                        stop when λ_max ≤ 0 everywhere (docs/methods.md §B)
 ``SensitivityStrategy`` SensLI: insert the function-preserving virtual block with the largest
                         ``‖∂J/∂θ‖²`` (§C)
 ``RandomInsertion``     random location; ``init="random"`` (I, N(0, std²) weights, zero bias) or

@@ -1,4 +1,4 @@
-"""Topological derivative of the loss with respect to inserting a residual block (METHODS.md §B).
+"""Topological derivative of the loss with respect to inserting a residual block (docs/methods.md §B).
 
 Perturbation: between h_l and the rest of the network insert ``x + σ(ε(Φ x + b))`` with
 σ(0) = σ'(0) = 0 ≠ σ''(0). Then ``δh_{s,l} = (ε²/2) σ''(0) (Φ h_{s,l} + b)² + O(ε³)`` (elementwise

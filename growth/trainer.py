@@ -62,7 +62,9 @@ class Context:
     ``generator`` (its state is checkpointed, which makes runs deterministic and resumable).
 
     ``stage`` counts from 0 (the network as given) and increases by one per growth step; ``epoch``
-    is the number of epochs trained so far; ``history`` holds every log record so far.
+    is the number of epochs trained so far; ``history`` holds every log record so far; ``rows`` are the
+    positions in ``train`` of the mini-batch being trained (None: every row, in order), for a penalty
+    that needs per-sample data of its rows.
     """
 
     stage: int
@@ -75,6 +77,7 @@ class Context:
     generator: torch.Generator
     history: list = field(default_factory=list)
     eval_batch_size: int = 8192
+    rows: Optional[torch.Tensor] = None
 
     def loss(self, net: nn.Module, data: Optional[Data] = None) -> float:
         """J(net) on ``data`` (default: the training set), no gradients."""
@@ -422,9 +425,9 @@ def _train_epoch(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer,
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for i in range(0, n, bs):
         if order is None:
-            xb, yb = inputs, targets
+            xb, yb, ctx.rows = inputs, targets, None
         else:
-            idx = order[i:i + bs]
+            idx = ctx.rows = order[i:i + bs]
             xb, yb = inputs[idx], targets[idx]
         opt.zero_grad(set_to_none=True)
         outputs = strategy.forward(net, xb, ctx)

@@ -1,7 +1,7 @@
-"""`python -m pde_data generate|info`: the command line of DESIGN.md.
+"""`python -m pde_data generate|info`: the command line of docs/design.md.
 
 Every UserError becomes one line `error: ...` on stderr (rank 0 only under MPI) and exit status 2
-(1 for `info`, as DESIGN.md states).
+(1 for `info`, as docs/design.md states).
 """
 import os
 import sys
@@ -9,6 +9,7 @@ import sys
 from common.cli import ArgumentParser, report, subcommands
 from common.errors import UserError
 from common.logs import setup as setup_logging
+from pde_data.registry import FORWARD_MODELS
 
 
 def build_parser():
@@ -19,7 +20,7 @@ def build_parser():
         usage="python -m pde_data generate PROBLEM --preset {smoke,paper} [--n-samples N] [--seed S] "
               "--out FILE [--overwrite] [--procs-per-sample P] [--xdmf DIR] [KEY=VALUE ...]",
         epilog="KEY=VALUE pairs override settings of the preset, e.g. mesh_n=64 n_modes=64.")
-    gen.add_argument("problem", help="heat, navier_stokes, wind")
+    gen.add_argument("problem", help=", ".join(FORWARD_MODELS))
     gen.add_argument("--preset", required=True, help="smoke or paper")
     gen.add_argument("--n-samples", type=int, help="number of samples (overrides the preset)")
     gen.add_argument("--seed", type=int, default=0, help="base seed (default 0)")

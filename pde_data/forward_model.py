@@ -53,6 +53,10 @@ class BaseForwardModel:
     def check(cls, settings):
         """Raise ConfigError for an invalid value (subclasses override)."""
 
+    def dataset_attributes(self):
+        """{dataset path: {attr: value}} attributes of datasets (default: none)."""
+        return {}
+
 
 def _coerce(key, value, default):
     """Convert a command-line string to the type of the default value."""

@@ -1,6 +1,6 @@
 """The dataset file (HDF5, schema_version 1): create, resume, write rows, validate, read.
 
-Layout (see DESIGN.md "Dataset file"): root attributes `schema_version`, `problem`, `preset`,
+Layout (see docs/design.md "Dataset file"): root attributes `schema_version`, `problem`, `preset`,
 `base_seed`, `n_samples`, `config` (JSON of every setting), `created_utc`, `versions` (JSON) plus
 the model's physical attributes; per-sample datasets (N, width) float64 filled with NaN;
 `/status` (N,) int8 (0 pending, 1 done, 2 solver failure); `/geometry/*`, `/operators/*`.

@@ -19,8 +19,9 @@ Conventions shared by all problems:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from common.errors import UserError
 
-__all__ = ["Data", "Problem", "Standardizer", "split_counts", "split_indices", "read_dataset", "dataset_split"]
+__all__ = ["Data", "Split", "Problem", "Standardizer", "split_counts", "split_indices", "read_dataset", "dataset_split"]
 
 
 @dataclass
@@ -61,31 +62,85 @@ class Standardizer:
 
 
 @dataclass
-class Data:
-    """Standardized tensors of one problem, split; ``target_scaler`` maps targets back to physical
-    units; ``info`` holds what metrics, regularizers and figures need (geometry, operators, ...)."""
+class Split:
+    """One part of a split, one row per sample in the same order in every array: standardized ``inputs``
+    and ``targets`` (tensors), ``index`` (int64: each row's sample number in the problem's own numbering,
+    e.g. the dataset row) and named per-sample ``extras`` (numpy arrays, e.g. MNIST's ``labels``, heat's
+    ``states``). A batch's rows of a split are positions into these arrays."""
 
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    index: np.ndarray
+    extras: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def xy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets), what :func:`growth.grow` trains on."""
+        return self.inputs, self.targets
+
+    def take(self, rows) -> "Split":
+        """The rows ``rows`` (positions) of every per-sample array."""
+        rows = np.asarray(rows, dtype=np.int64)
+        picked = torch.as_tensor(rows, device=self.inputs.device)
+        return Split(self.inputs[picked], self.targets[picked], self.index[rows],
+                     {k: v[rows] for k, v in self.extras.items()})
+
+    @staticmethod
+    def concat(first: "Split", second: "Split") -> "Split":
+        """``first``'s rows followed by ``second``'s, in every per-sample array."""
+        return Split(torch.cat([first.inputs, second.inputs]), torch.cat([first.targets, second.targets]),
+                     np.concatenate([first.index, second.index]),
+                     {k: np.concatenate([v, second.extras[k]]) for k, v in first.extras.items()})
+
+    def to(self, device) -> "Split":
+        return Split(self.inputs.to(device), self.targets.to(device), self.index, self.extras)
+
+
+@dataclass
+class Data:
+    """The training, validation and test :class:`Split` of one problem. ``target_scaler`` maps targets
+    back to physical units, ``input_scaler`` standardized inputs back to observations; ``n_classes`` is
+    set for classification; ``info`` holds the problem's own constants (geometry, operators, the dataset)
+    that its metrics, physics terms and drawings read."""
+
+    train: Split
+    val: Split
+    test: Split
     target_scaler: Standardizer
+    input_scaler: Standardizer = field(default_factory=lambda: Standardizer.identity())
+    n_classes: Optional[int] = None
     info: dict = field(default_factory=dict)
 
-    @property
-    def train(self):
-        return self.x_train, self.y_train
+    x_train = property(lambda self: self.train.inputs)
+    y_train = property(lambda self: self.train.targets)
+    x_val = property(lambda self: self.val.inputs)
+    y_val = property(lambda self: self.val.targets)
+    x_test = property(lambda self: self.test.inputs)
+    y_test = property(lambda self: self.test.targets)
 
     @property
-    def val(self):
-        return self.x_val, self.y_val
+    def n_outputs(self) -> Optional[int]:
+        """Network outputs: the classes, or the target's columns (None for one unnamed output)."""
+        if self.n_classes is not None:
+            return self.n_classes
+        return self.y_train.shape[1] if self.y_train.ndim == 2 else None
 
     def to(self, device) -> "Data":
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
+        return dataclasses.replace(self, train=self.train.to(device), val=self.val.to(device),
+                                   test=self.test.to(device))
+
+    def pooled(self) -> "Data":
+        """Training and validation rows together as the training split, no validation rows."""
+        both = Split.concat(self.train, self.val)
+        return dataclasses.replace(self, train=both, val=both.take([]))
+
+    def with_validation(self, rows) -> "Data":
+        """The training split's ``rows`` (positions) as validation split, the others (in order) as training."""
+        rest = np.setdiff1d(np.arange(len(self.train)), rows)
+        return dataclasses.replace(self, train=self.train.take(rest), val=self.train.take(rows))
 
 
 def split_counts(n_available: int, wanted: tuple) -> tuple:
@@ -139,6 +194,15 @@ class Problem:
     needs_data = True
     split_seed = 0
     presets: dict = {}
+    # presentation (problems.figures draws from these alone):
+    metric = "test_rel_l2"  # the main metric of the figures and tables
+    published: dict = {}  # {published metric name: {method: value}} as the sources state them
+    compared: dict = {}  # {metric: published metric name} where a metric is compared with another name
+    notes = ""  # what summary.md says under the problem's heading: the published values and how comparable
+    figures: tuple = ()  # extra figures: "fields" (field per stage), "td_scores", "error_maps"
+    field_label = ""  # colour bar of a drawn field, with units
+    error_label = ""  # colour bar of a drawn |prediction − truth| field, with units
+    domain = ""  # where a drawn field lives, for figure titles
 
     def __init__(self, preset: str):
         if preset not in self.presets:
@@ -194,20 +258,20 @@ class Problem:
 
 
 def dataset_split(problem: Problem, dataset, targets: np.ndarray,
-                  fit_targets: Callable[[np.ndarray], Standardizer] = lambda rows: Standardizer.identity()) -> Data:
+                  fit_targets: Callable[[np.ndarray], Standardizer] = lambda rows: Standardizer.identity(),
+                  extras: Optional[dict] = None) -> Data:
     """A :class:`Data` of a PDE dataset: inputs = /observations (noisy), standardized per sensor;
     ``targets`` one row per done sample in physical units, standardized by ``fit_targets(training
-    rows)``. ``info`` gets the rows of each split, the input scaler and the dataset itself."""
+    rows)``; ``extras``: named per-sample arrays (one row per done sample) split with them. The
+    splits' ``index`` are the dataset's rows of done samples; ``info["dataset"]`` is the dataset."""
     x = dataset.rows("observations")
     counts = split_counts(len(x), tuple(problem.settings["split"]))
-    train, val, test = split_indices(len(x), counts, problem.split_seed)
-    x_scaler, y_scaler = Standardizer.fit(x[train]), fit_targets(targets[train])
+    rows = split_indices(len(x), counts, problem.split_seed)
+    x_scaler, y_scaler = Standardizer.fit(x[rows[0]]), fit_targets(targets[rows[0]])
 
-    def t(a):
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=problem.dtype)
+    def part(r: np.ndarray) -> Split:
+        return Split(torch.as_tensor(np.ascontiguousarray(x_scaler.forward(x[r])), dtype=problem.dtype),
+                     torch.as_tensor(np.ascontiguousarray(y_scaler.forward(targets[r])), dtype=problem.dtype),
+                     r, {k: v[r] for k, v in (extras or {}).items()})
 
-    return Data(t(x_scaler.forward(x[train])), t(y_scaler.forward(targets[train])),
-                t(x_scaler.forward(x[val])), t(y_scaler.forward(targets[val])),
-                t(x_scaler.forward(x[test])), t(y_scaler.forward(targets[test])), y_scaler,
-                info={"index": {"train": train, "val": val, "test": test}, "input_scaler": x_scaler,
-                      "dataset": dataset})
+    return Data(*(part(r) for r in rows), y_scaler, x_scaler, info={"dataset": dataset})

@@ -1,4 +1,4 @@
-"""`python -m problems run|sweep|figures|download-mnist`: the command line of DESIGN.md.
+"""`python -m problems run|sweep|figures|download-mnist`: the command line of docs/design.md.
 
 A mistake a user can make (bad flag, unknown problem/method/preset, missing or foreign dataset,
 existing output without --overwrite) prints one line ``error: ...`` on stderr and exits with

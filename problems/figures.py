@@ -4,21 +4,27 @@ Reads ``RUNS/PROBLEM/METHOD/seed_S/{config,metrics,stages}.json``, ``log.jsonl``
 (and, for the field plots' geometry, the dataset named in config.json). Writes into OUT:
 
 * ``figures/PROBLEM_per_layer.png``  test error after each growth stage (per method, mean over
-  seeds) and after each SRL stage, the published values as horizontal marks (Boston, MNIST, heat);
-  one panel per metric of :func:`_metrics` (heat: the relative errors of m and of κ = e^m);
+  seeds) and after each SRL stage, the published values as horizontal marks; one panel per metric of
+  :func:`_metrics` (the problem's main metric and those it compares with published values);
 * ``figures/PROBLEM_methods.png``    the final test metrics per method, mean ± std over seeds, with the
   published values as marks;
 * ``figures/PROBLEM_loss.png``       training and validation loss against epochs and against wall
   time (seed 0), growth events marked by vertical lines;
-* ``figures/heat_fields.png``, ``figures/wind_fields.png``  the predicted field of the first test
-  sample at the end of every stage of the topological and layerwise methods (one seed), beside the truth,
-  on one colour scale (:data:`FIELD_LABEL`), and the pointwise error |prediction − truth| of the final
-  stage on a second one (wind: the magnitude of the velocity error vector, the same slice);
-* ``figures/heat_td_scores.png``     λ_max(Q_l) per location (columns) at every insertion (rows);
-* ``figures/navier_stokes_error_maps.png``  |ω̂0 − ω0| averaged over the test set, one map per method,
-  one colour scale;
+and, where the problem lists them in ``Problem.figures``:
+
+* ``figures/PROBLEM_fields.png``     (``"fields"``) the predicted field of the first test sample at the
+  end of every stage of the topological and layerwise methods (one seed), beside the truth, on one
+  colour scale (``Problem.field_label``), and the pointwise error |prediction − truth| of the final
+  stage on a second one (``Problem.error_label``), drawn by ``Problem.draw_field``;
+* ``figures/PROBLEM_td_scores.png``  (``"td_scores"``) λ_max(Q_l) per location (columns) at every
+  insertion (rows) of the topological method;
+* ``figures/PROBLEM_error_maps.png`` (``"error_maps"``) |prediction − truth| averaged over the test set
+  and the seeds, one map per method, one colour scale;
 * ``summary.md``                     every number behind the figures (mean ± std over seeds, count of
-  seeds) beside the published values.
+  seeds) beside the published values (``Problem.published``), with the problem's ``notes``.
+
+Everything problem-specific (metric, published values, labels, notes, drawing) comes from the problem's
+class; this module names no problem.
 """
 from __future__ import annotations
 
@@ -31,65 +37,10 @@ from common.errors import UserError
 from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
 
-# published values (METHODS.md): {problem: {metric: {method: value}}}
-PUBLISHED = {
-    "boston": {"test_mse": {"layerwise": 24.2, "layerwise_srl": 7.11, "baseline": 11.1, "forward_thinking": 28.0}},
-    "mnist": {"test_accuracy": {"layerwise": 0.87, "layerwise_srl": 0.987, "baseline": 0.982,
-                                "forward_thinking": 0.983}},
-    "heat": {"test_mse": {"layerwise": 0.445},
-             "average relative error": {"topological": 0.366, "random": 0.392, "forward_thinking": 0.57,
-                                        "baseline": 0.446}},
-}
-# metrics compared with a published value of another name: {problem: {metric: PUBLISHED key}}; the
-# sources' heat "average relative error" does not say of which field or in which norm
-COMPARED = {"heat": {"test_rel_l2": "average relative error", "test_rel_l2_conductivity": "average relative error"}}
-# what the field figures show, with units: {problem: (field colour bar, error colour bar)}
-FIELD_LABEL = {
-    "heat": ("m = log κ (nondimensional)", "|m̂ − m| (nondimensional)"),
-    "wind": ("wind speed |u| [m/s]", "|û − u| [m/s]"),
-    "navier_stokes": (None, "mean |ω̂0 − ω0| (nondimensional)"),
-}
-NOTES = {
-    "boston": "Published: Krishnanunni & Bui-Thanh's logs (354 training tracts, width and epochs of their code). "
-              "Here every decision (number of layers, SRL epochs, the baseline's epochs) is chosen by 5-fold "
-              "cross-validation on the 354 training tracts and the method is then refitted on all of them "
-              "(nas searches on a 54-tract validation split); the test set is never used. The published 7.11 "
-              "and 11.1 come from code that stops SRL on the test MSE, so they are not comparable "
-              "one to one; under one protocol layerwise + SRL beats the fixed baseline here.",
-    "mnist": "Published for width 500 (stage I 87 %, SRL 98.7 %, baseline 98.2 %, Forward Thinking 98.3 %), "
-             "trained to convergence; a short budget (see the Run line) leaves SRL, the baseline and Forward "
-             "Thinking below those (stage I is not comparable: the sources' 87 % is their first layerwise stage).",
-    "heat": "Published: average relative error 0.366 (topological derivative), 0.392/0.40 random insertion, "
-            "0.57 Forward Thinking, 0.446 baseline; layerwise test MSE of the 12 coefficients 0.746 → 0.445. "
-            "The sources do not say of which field, in which norm or relative to what their average relative "
-            "error is taken, so which of the two relative errors here (test_rel_l2: of the log-conductivity m "
-            "in L2(Ω), prior mean 0; test_rel_l2_conductivity: of the conductivity κ = e^m at the nodes), if "
-            "either, the published numbers correspond to is unknown; both are shown beside them. The relative "
-            "error of m cannot reach the published values: with this dataset (12 KL coefficients of m, prior "
-            "mean 0, 10 sensors with 5 % noise) it is bounded by what the observations determine. Measured once "
-            "on the paper dataset, not by this pipeline: a 2-layer tanh network trained on 8,000 samples reaches "
-            "a relative error of m of 0.58 (test MSE 0.45) and least squares on them 0.65, so with 50 training "
-            "samples ≈ 0.7 is the realistic range. The relative error of κ is smaller mainly because κ = e^m "
-            "is positive with values around 1, so its norm in the denominator is not that of a zero-mean "
-            "fluctuation as m's is. The coefficient MSE is comparable with the published "
-            "0.746 → 0.445. Every method minimizes "
-            "the data loss plus an L2 weight penalty chosen on validation (without it the networks overfit the "
-            "50 samples to errors ≈ 1); strong enough to stop the overfitting, it also pulls the residual "
-            "networks towards nearly the same function, so their differences here are small.",
-    "navier_stokes": "Published only as error maps (≈0.014–0.022 proposed, up to 0.034 Forward Thinking) on an "
-                     "unstated setup; not comparable number by number.",
-    "wind": "No published numbers are available for the wind problem.",
-}
-
-
 PAPER_BUDGET = (
-    "The paper preset is cut to run in under an hour on 2 CPU cores (each problem's `Run:` line lists "
-    "what was run): heat has the sources' sizes; Navier–Stokes trains on 1,000 of 5,000 samples for 36 "
-    "epochs and wind on 1,500 samples for 60 epochs (the sources state neither); MNIST runs one seed, 5 "
-    "of the 9 methods (those with published numbers, and the topological derivative with Q_l from 1,000 "
-    "of the 55,000 images) for 6 epochs (layerwise_srl 9, one per phase) instead of training to "
-    "convergence. Numbers that depend on long training (MNIST accuracies, SRL gains) therefore fall short "
-    "of the published ones.")
+    "The paper preset is cut to run in under an hour on 2 CPU cores: each problem's `Run:` line lists "
+    "what was run, and its notes say how that differs from the sources. Numbers that depend on long "
+    "training (MNIST accuracies, SRL gains) therefore fall short of the published ones.")
 
 
 def _runs(root: Path):
@@ -104,20 +55,15 @@ def _runs(root: Path):
     return found
 
 
-def _metric(problem: str) -> str:
-    return {"boston": "test_mse", "mnist": "test_accuracy"}.get(problem, "test_rel_l2")
+def _metrics(problem, methods: dict) -> list:
+    """The problem's main metric, then the other metrics of ``problem.compared`` that its runs report."""
+    return [problem.metric] + [k for k in problem.compared if k != problem.metric
+                               and any(k in r["metrics"] for rs in methods.values() for r in rs)]
 
 
-def _metrics(problem: str, methods: dict) -> list:
-    """The problem's main metric, then the other metrics of :data:`COMPARED` that its runs report (heat:
-    test_rel_l2_conductivity)."""
-    return [_metric(problem)] + [k for k in COMPARED.get(problem, {}) if k != _metric(problem)
-                                 and any(k in r["metrics"] for rs in methods.values() for r in rs)]
-
-
-def _published(problem: str, metric: str) -> dict:
+def _published(problem, metric: str) -> dict:
     """{method: published value} to compare with ``metric``."""
-    return PUBLISHED.get(problem, {}).get(COMPARED.get(problem, {}).get(metric, metric), {})
+    return problem.published.get(problem.compared.get(metric, metric), {})
 
 
 def _mean_std(values):
@@ -142,17 +88,14 @@ def figures(preset: str, runs=None, out=None) -> None:
         raise UserError(f"no finished runs under {root} (run `make results SCALE={preset}` first)")
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for problem, methods in found.items():
+    for name, methods in found.items():
+        problem = problem_class(name)
         metrics = _metrics(problem, methods)
         _per_layer(plt, problem, methods, metrics, fig_dir)
         _methods_bar(plt, problem, methods, metrics, fig_dir)
         _loss_curves(plt, problem, methods, fig_dir)
-        if problem in ("heat", "wind"):
-            _field_stages(plt, problem, methods, fig_dir)
-        if problem == "heat" and "topological" in methods:
-            _td_scores(plt, methods["topological"][0], fig_dir)
-        if problem == "navier_stokes":
-            _error_maps(plt, methods, fig_dir)
+        for kind in problem.figures:
+            EXTRA_FIGURES[kind](plt, problem, methods, fig_dir)
     (out / "summary.md").write_text(_summary(preset, root, found))
     print(f"wrote {fig_dir} and {out / 'summary.md'}")
 
@@ -179,10 +122,10 @@ def _per_layer(plt, problem, methods, metrics, fig_dir):
                         fontsize=7, color="gray", va="bottom")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set(xlabel="stage (growth stages, then SRL stages)", ylabel=metric,
-               title=f"{problem}: {metric} per stage")
+               title=f"{problem.name}: {metric} per stage")
     axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(fig_dir / f"{problem}_per_layer.png", dpi=120)
+    fig.savefig(fig_dir / f"{problem.name}_per_layer.png", dpi=120)
     plt.close(fig)
 
 
@@ -205,10 +148,10 @@ def _methods_bar(plt, problem, methods, metrics, fig_dir):
     ax.set_ylim(0, 1.3 * max(tops + list(published.values())))
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     shown = metrics[0] if len(metrics) == 1 else "relative errors"
-    ax.set(ylabel=shown, title=f"{problem}: final {shown} (mean ± std over seeds)")
+    ax.set(ylabel=shown, title=f"{problem.name}: final {shown} (mean ± std over seeds)")
     ax.legend(fontsize=8, ncols=len(metrics) + 1, loc="upper left")
     fig.tight_layout()
-    fig.savefig(fig_dir / f"{problem}_methods.png", dpi=120)
+    fig.savefig(fig_dir / f"{problem.name}_methods.png", dpi=120)
     plt.close(fig)
 
 
@@ -226,18 +169,19 @@ def _loss_curves(plt, problem, methods, fig_dir):
         axes[1].semilogy(x_time, [r["val_loss"] for r in epochs], lw=1, color=line.get_color())
         for g in (r for r in log if r["event"] == "growth" and r.get("method") != "srl"):
             axes[0].axvline(sum(1 for e in epochs if e["stage"] <= g["stage"]), color=line.get_color(), lw=0.4, alpha=0.5)
-    axes[0].set(xlabel="epoch", ylabel="loss (solid train, dashed validation)", title=f"{problem}: losses, seed 0")
+    axes[0].set(xlabel="epoch", ylabel="loss (solid train, dashed validation)", title=f"{problem.name}: losses, seed 0")
     axes[1].set(xlabel="training wall time [s]", ylabel="validation loss")
     axes[0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(fig_dir / f"{problem}_loss.png", dpi=120)
+    fig.savefig(fig_dir / f"{problem.name}_loss.png", dpi=120)
     plt.close(fig)
 
 
 def _load_geometry(problem, run):
+    """(the problem, its data) of ``run`` for drawing fields; (None, None) if the dataset is gone."""
     cfg = run["config"]
     try:
-        p = problem_class(problem)(cfg["preset"])
+        p = problem(cfg["preset"])
         return p, p.load(cfg["dataset"]["path"])
     except (UserError, OSError, KeyError, TypeError):
         return None, None
@@ -273,12 +217,10 @@ def _field_stages(plt, problem, methods, fig_dir):
             ax.set_frame_on(ax.has_data())
         row[0].set_ylabel(f"{m}, seed {methods[m][0]['config']['seed']}", fontsize=11)
     _shared_scale(fields, errors)
-    field_label, error_label = FIELD_LABEL[problem]
-    fig.colorbar(fields[0], ax=axes[:, :-1], label=field_label, shrink=0.9, pad=0.01)
-    fig.colorbar(errors[0], ax=axes[:, -1], label=error_label, shrink=0.9, pad=0.02)
-    where = {"heat": "on (0, 1)²", "wind": "lowest grid level"}.get(problem, "")
-    fig.suptitle(f"{problem}: first test sample, {where}", fontsize=12)
-    fig.savefig(fig_dir / f"{problem}_fields.png", dpi=120)
+    fig.colorbar(fields[0], ax=axes[:, :-1], label=problem.field_label, shrink=0.9, pad=0.01)
+    fig.colorbar(errors[0], ax=axes[:, -1], label=problem.error_label, shrink=0.9, pad=0.02)
+    fig.suptitle(f"{problem.name}: first test sample, {problem.domain}", fontsize=12)
+    fig.savefig(fig_dir / f"{problem.name}_fields.png", dpi=120)
     plt.close(fig)
 
 
@@ -291,8 +233,10 @@ def _shared_scale(fields, errors=()) -> None:
         a.set_clim(0.0, max(float(np.asarray(e.get_array()).max()) for e in errors))
 
 
-def _td_scores(plt, run, fig_dir):
-    events = [r for r in _log(run) if r["event"] == "growth" and "scores" in r]
+def _td_scores(plt, problem, methods, fig_dir):
+    if "topological" not in methods:
+        return
+    events = [r for r in _log(methods["topological"][0]) if r["event"] == "growth" and "scores" in r]
     if not events:
         return
     width = max(len(e["scores"]) for e in events)
@@ -303,16 +247,16 @@ def _td_scores(plt, run, fig_dir):
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i, e in enumerate(events):
         ax.plot(e["location"], i, "rx")
-    ax.set(xlabel="location l", ylabel="insertion", title="heat: λ_max(Q_l) (x: chosen)")
+    ax.set(xlabel="location l", ylabel="insertion", title=f"{problem.name}: λ_max(Q_l) (x: chosen)")
     fig.colorbar(image, ax=ax, label="λ_max(Q_l)")
     fig.tight_layout()
-    fig.savefig(fig_dir / "heat_td_scores.png", dpi=120)
+    fig.savefig(fig_dir / f"{problem.name}_td_scores.png", dpi=120)
     plt.close(fig)
 
 
-def _error_maps(plt, methods, fig_dir):
+def _error_maps(plt, problem, methods, fig_dir):
     names = _ordered(methods)
-    p, data = _load_geometry("navier_stokes", methods[names[0]][0])
+    p, data = _load_geometry(problem, methods[names[0]][0])
     if p is None:
         return
     maps = {m: np.mean([np.abs((lambda z: z["test_prediction"] - z["test_target"])(np.load(r["dir"] / "predictions.npz")))
@@ -325,9 +269,9 @@ def _error_maps(plt, methods, fig_dir):
         ax.set_xticks([])
         ax.set_yticks([])
     _shared_scale((), images)
-    fig.colorbar(images[0], ax=axes[0], label=FIELD_LABEL["navier_stokes"][1], shrink=0.9, pad=0.01)
-    fig.suptitle("navier_stokes: |ω̂0 − ω0| averaged over the test set and the seeds, on the unit torus")
-    fig.savefig(fig_dir / "navier_stokes_error_maps.png", dpi=120)
+    fig.colorbar(images[0], ax=axes[0], label=problem.error_label, shrink=0.9, pad=0.01)
+    fig.suptitle(f"{problem.name}: |prediction − truth| averaged over the test set and the seeds, {problem.domain}")
+    fig.savefig(fig_dir / f"{problem.name}_error_maps.png", dpi=120)
     plt.close(fig)
 
 
@@ -347,16 +291,16 @@ def _setup(methods: dict) -> str:
 def _summary(preset, root, found) -> str:
     lines = [f"# Results ({preset} preset)", "",
              f"Every number is the mean ± standard deviation over the seeds (n = number of seeds) of the runs "
-             f"under `{root}`; `published` is the value METHODS.md quotes from the sources. The smoke preset "
+             f"under `{root}`; `published` is the value docs/methods.md quotes from the sources. The smoke preset "
              "uses tiny networks, datasets and budgets: its numbers check the pipeline, not the methods.", ""]
     if preset == "paper":
         lines += [PAPER_BUDGET, ""]
-    for problem in [p for p in PROBLEMS if p in found]:
-        methods = found[problem]
-        keys = [k for k in ("test_mse", "test_rel_l2", "test_rel_l2_conductivity", "test_accuracy")
-                if any(k in r["metrics"] for rs in methods.values() for r in rs)]
-        published = PUBLISHED.get(problem, {})
-        lines += [f"## {problem}", "", NOTES.get(problem, ""), "", _setup(methods), ""]
+    for name in [p for p in PROBLEMS if p in found]:
+        problem, methods = problem_class(name), found[name]
+        keys = list(dict.fromkeys(k for rs in methods.values() for r in rs for k in r["metrics"]
+                                  if k.startswith("test_")))
+        published = problem.published
+        lines += [f"## {name}", "", problem.notes, "", _setup(methods), ""]
         header = ["method", "n"] + keys + [f"published {k}" for k in published]
         header += ["val_loss", "n_parameters", "n_blocks", "epochs", "wall_time_s"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -383,3 +327,6 @@ def _summary(preset, root, found) -> str:
                              + ", ".join(f"{v:.4g}" for v in np.mean([c[:n] for c in srl], axis=0)))
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+EXTRA_FIGURES = {"fields": _field_stages, "td_scores": _td_scores, "error_maps": _error_maps}

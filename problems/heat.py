@@ -1,4 +1,4 @@
-"""Heat-conductivity inversion (METHODS.md §E): 10 noisy temperature sensors -> 12 KL coefficients.
+"""Heat-conductivity inversion (docs/methods.md §E): 10 noisy temperature sensors -> 12 KL coefficients.
 
 Forward model (:mod:`pde_data.heat`, nondimensional): −∇·(e^m ∇u) = 20 on (0,1)², u = 0 on three
 sides, insulated on y = 1; P1 on the 9×9 mesh; m = m̄ + Σ_k √λ_k z_k φ_k with z ~ N(0, I₁₂).
@@ -25,18 +25,9 @@ Physics-informed terms (:class:`HeatOperators`, all batched and differentiable i
 
 Split [paper]: 50 training, 20 validation, 500 test samples (fewer in proportion for small files).
 
-Training [open]. With 50 samples every network overfits: at the smoke preset's former lr 1e-2 and no
-penalty, the topological, random, net2deeper, sensitivity and baseline networks ended with a
-relative error ≈ 1 (no better than m̂ = m̄). Every method therefore minimizes the data loss plus the
-L2 penalty (weight_decay/2)·‖θ‖². lr, weight_decay and epochs were chosen on the validation loss
-only (mean over the methods and seeds 0, 1; the test set was not looked at): among the smoke
-settings tried (lr 1e-3 to 1e-2, weight_decay 0 to 3e-2, 150 to 600 epochs) lr 5e-3,
-weight_decay 3e-2 and 300 epochs had the lowest and most uniform validation loss (every method's validation MSE 0.69–0.75; ridge regression on the
-same 50 samples: 0.66). Paper preset (width 30, up to 8 blocks, lr 1e-3), chosen the same way on
-seed 0 with the topological, random, Forward Thinking and baseline methods: weight_decay ∈ {1e-2,
-3e-2, 5e-2, 1e-1, 3e-1} × epochs ∈ {800, 2000, 8000} (not every pair) gave weight_decay 5e-2 and
-2000 epochs (mean validation MSE 0.67; at 8000 epochs and weight_decay ≤ 3e-2 the 8-block baseline
-overfits to 1.5, at weight_decay ≥ 1e-1 every network shrinks towards m̂ = m̄).
+Training [open]: with 50 samples every network overfits, so every method minimizes the data loss plus
+the L2 penalty (weight_decay/2)·‖θ‖²; lr, weight_decay and epochs were chosen on the validation loss
+only (the search is in results/notes.md, heat).
 """
 from __future__ import annotations
 
@@ -111,6 +102,27 @@ class HeatOperators:
 class HeatProblem(Problem):
     name = "heat"
     kind = "field"
+    published = {"test_mse": {"layerwise": 0.445},
+                 "average relative error": {"topological": 0.366, "random": 0.392, "forward_thinking": 0.57,
+                                            "baseline": 0.446}}
+    # the sources' "average relative error" does not say of which field or in which norm: both are shown
+    compared = {"test_rel_l2": "average relative error", "test_rel_l2_conductivity": "average relative error"}
+    figures = ("fields", "td_scores")
+    field_label, error_label, domain = "m = log κ (nondimensional)", "|m̂ − m| (nondimensional)", "on (0, 1)²"
+    notes = (
+        "Published: average relative error 0.366 (topological derivative), 0.392/0.40 random insertion, "
+        "0.57 Forward Thinking, 0.446 baseline; layerwise test MSE of the 12 coefficients 0.746 → 0.445. "
+        "The sources do not say of which field, in which norm or relative to what their average relative "
+        "error is taken, so which of the two relative errors here (test_rel_l2: of the log-conductivity m "
+        "in L2(Ω), prior mean 0; test_rel_l2_conductivity: of the conductivity κ = e^m at the nodes), if "
+        "either, the published numbers correspond to is unknown; both are shown beside them. The relative "
+        "error of m is bounded by what 10 sensors with 5 % noise determine about 12 KL coefficients "
+        "(results/notes.md, heat: ≈ 0.7 is the realistic range with 50 training samples). The relative "
+        "error of κ is smaller mainly because κ = e^m is positive with values around 1. The coefficient MSE "
+        "is comparable with the published 0.746 → 0.445. Every method minimizes the data loss plus an L2 "
+        "weight penalty chosen on validation (without it the networks overfit the 50 samples to errors ≈ 1); "
+        "it also pulls the residual networks towards nearly the same function, so their differences here "
+        "are small. Paper preset: the sources' sizes.")
     presets = {
         "smoke": {"threads": 1, "split": (50, 20, 100), "width": 16, "n_blocks": 1, "final_blocks": 3, "epochs": 300,
                   "lr": 5e-3, "weight_decay": 3e-2, "batch_size": None, "patience": 2, "min_rel_improvement": 0.0,
@@ -126,9 +138,8 @@ class HeatProblem(Problem):
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)
-        data = dataset_split(self, dataset, dataset.rows("latent"))
+        data = dataset_split(self, dataset, dataset.rows("latent"), extras={"states": dataset.rows("states")})
         data.info["operators"] = HeatOperators(dataset.arrays, self.dtype)
-        data.info["states"] = dataset.rows("states")
         data.info["points"] = dataset.arrays["geometry/parameter_points"]
         data.info["cells"] = dataset.arrays["geometry/cells"]
         return data
@@ -150,15 +161,17 @@ class HeatProblem(Problem):
                     self.fields(pred, data), self.fields(true, data))))}
 
     def physics(self, data: Data, name: str):
-        """Physics terms on the CPU (the operators live there), ``fn(predictions, batch)``:
-        ``"residual"``: mean over the batch of ‖(K(m̂)u − F)_free‖², u the stored state of each
-        batch row (rows are matched to training inputs exactly; the term needs the true state);
+        """Physics terms on the CPU (the operators live there), ``fn(predictions, batch)``, ``batch`` =
+        (inputs, targets, rows) with ``rows`` the batch's positions in the training split:
+        ``"residual"``: mean over the batch of ‖(K(m̂)u − F)_free‖², u the stored state of each batch
+        row (the split's ``states``; the term needs the true state);
         ``"misfit"``: mean over the batch of ‖B u(m̂) − y‖², y the batch's observations."""
-        ops, states = data.info["operators"], torch.as_tensor(data.info["states"][data.info["index"]["train"]])
-        x_train, x_scaler = data.x_train, data.info["input_scaler"]
+        ops, x_scaler = data.info["operators"], data.input_scaler
+        states = torch.as_tensor(data.train.extras["states"])
 
         def residual(predictions, batch):
-            u = states[_match_rows(batch[0], x_train).cpu()]
+            rows = batch[2]
+            u = states if rows is None else states[rows.cpu()]
             m = ops.field(predictions.cpu())
             return (ops.residual(m, u.to(m)) ** 2).sum(1).mean().to(predictions.device)
 
@@ -183,11 +196,3 @@ def conductivity_relative_errors(m_pred: np.ndarray, m_true: np.ndarray) -> np.n
     kappa_pred, kappa_true = np.exp(m_pred), np.exp(m_true)
     return np.linalg.norm(kappa_pred - kappa_true, axis=1) / np.linalg.norm(kappa_true, axis=1)
 
-
-def _match_rows(inputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Index of each row of ``inputs`` in ``reference`` (exact copies); ValueError if one is missing."""
-    equal = (inputs.detach()[:, None, :] == reference.to(inputs.device)[None, :, :]).all(-1)
-    if not bool(equal.any(1).all()):
-        raise ValueError("the heat FE residual needs each sample's stored state: the batch has rows that "
-                         "are not training inputs")
-    return equal.to(torch.int8).argmax(1)

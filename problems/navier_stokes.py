@@ -1,4 +1,4 @@
-"""2-D Navier–Stokes on the unit torus (METHODS.md §B, §E): noisy ω(·, T) on a grid -> ω(·, 0).
+"""2-D Navier–Stokes on the unit torus (docs/methods.md §B, §E): noisy ω(·, T) on a grid -> ω(·, 0).
 
 Dataset (:mod:`pde_data.navier_stokes`): ν = 1e-3, T = 1, f = 0.1(sin 2π(x+y) + cos 2π(x+y)),
 ω0 ~ N(0, 7^{3/2}(−Δ + 49 I)^{−2.5}); /observations = ω(·, T) with 1 % noise on the grid_n × grid_n
@@ -29,6 +29,11 @@ _LAYERWISE = {"activation": "elu", "input_activation": None, "alpha": 0.0, "mani
 class NavierStokesProblem(Problem):
     name = "navier_stokes"
     kind = "field"
+    figures = ("error_maps",)
+    error_label, domain = "mean |ω̂0 − ω0| (nondimensional)", "on the unit torus"
+    notes = ("Published only as error maps (≈0.014–0.022 proposed, up to 0.034 Forward Thinking) on an "
+             "unstated setup; not comparable number by number. Paper preset: 1,000 of the 5,000 samples, "
+             "36 epochs (the sources state neither).")
     presets = {
         "smoke": {"threads": 1, "split": (140, 20, 40), "width": 32, "n_blocks": 1, "final_blocks": 3, "epochs": 90,
                   "lr": 3e-3, "batch_size": 32, "patience": 2, "min_rel_improvement": 0.0, "dtype": "float32",

@@ -163,7 +163,7 @@ def _validation_loss(model, problem, data, history) -> float:
     selection = next((r for r in history if r["event"] == "selection"), None)
     if selection is not None:
         return selection["cv_loss"]
-    return growth.evaluate_loss(model, problem.loss_fn(), *data.val)
+    return growth.evaluate_loss(model, problem.loss_fn(), *data.val.xy)
 
 
 def _predict(model, x) -> torch.Tensor:
@@ -192,5 +192,5 @@ def _save_predictions(out: Path, problem, data, prediction, snapshots, stages) -
         target = problem.fields(scaler.inverse(to_np(data.y_test)), data)
         snaps = np.array([problem.fields(scaler.inverse(s), data) for s in snapshots])
     np.savez_compressed(out / "predictions.npz", test_prediction=pred, test_target=target,
-                        test_index=np.asarray(data.info.get("index", {}).get("test", np.arange(len(target)))),
+                        test_index=np.asarray(data.test.index),
                         snapshot_stage=np.array(stages, dtype=np.int64), snapshot=snaps)

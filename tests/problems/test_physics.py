@@ -56,7 +56,7 @@ def test_heat_terms_match_finite_differences(heat, term):
     problem, data = heat
     fn = problem.physics(data, term)
     z = data.y_train[:3].clone() + 0.3 * torch.randn(3, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    batch = (data.x_train[:3], data.y_train[:3])
+    batch = (data.x_train[:3], data.y_train[:3], torch.arange(3))
     z.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: fn(p, batch), (z,), eps=1e-6, atol=1e-6, rtol=1e-5)
 
@@ -64,20 +64,26 @@ def test_heat_terms_match_finite_differences(heat, term):
 def test_heat_misfit_at_truth_is_the_noise(heat):
     problem, data = heat
     ops, ds = data.info["operators"], data.info["dataset"]
-    idx = data.info["index"]["train"][:4]
+    idx = data.train.index[:4]
     y = torch.as_tensor(ds.rows("observations")[idx])
     misfit = ops.misfit(torch.as_tensor(ds.rows("parameters")[idx]), y)
     noise = ((y - torch.as_tensor(ds.rows("observations_clean")[idx])) ** 2).sum(1)
     torch.testing.assert_close(misfit, noise, rtol=1e-9, atol=1e-14)
     fn = problem.physics(data, "misfit")
-    assert float(fn(data.y_train[:4], (data.x_train[:4], None))) == pytest.approx(float(noise.mean()), rel=1e-9)
+    assert float(fn(data.y_train[:4], (data.x_train[:4], None, torch.arange(4)))) == pytest.approx(float(noise.mean()), rel=1e-9)
 
 
-def test_heat_residual_refuses_rows_without_a_state(heat):
+def test_heat_residual_looks_up_each_batch_row_by_its_position(heat):
+    """A shuffled mini-batch at the true coefficients: the residual vanishes only if every row's state
+    is the one stored for that sample (its position in the training split), not another's."""
     problem, data = heat
     fn = problem.physics(data, "residual")
-    with pytest.raises(ValueError, match="stored state"):
-        fn(data.y_val[:2], (data.x_val[:2], data.y_val[:2]))
+    rows = torch.tensor([5, 0, 3, 1])
+    truth = data.y_train[rows]
+    scale = float((data.info["operators"].load ** 2).sum())
+    assert float(fn(truth, (data.x_train[rows], truth, rows))) < 1e-20 * scale
+    assert float(fn(truth, (data.x_train[rows], truth, rows.flip(0)))) > 1e-6 * scale
+    assert float(fn(data.y_train, (data.x_train, data.y_train, None))) < 1e-20 * scale  # full batch, in order
 
 
 def test_wind_divergence_of_exactly_conserving_fields_is_zero(wind):

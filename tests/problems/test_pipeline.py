@@ -61,7 +61,8 @@ def _tiny_preset(settings: dict) -> dict:
     s = json.loads(json.dumps(settings))
     s.update(epochs=4, final_blocks=2, width=8)
     for m in ("layerwise", "layerwise_srl"):
-        s["methods"][m].update(srl_stages=1, manifold_copies=3)
+        s["methods"][m].update(manifold_copies=3)
+    s["methods"]["layerwise_srl"]["srl_stages"] = 1
     s["methods"]["nas"]["n_trials"] = 2
     return s
 

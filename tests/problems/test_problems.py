@@ -15,7 +15,8 @@ def tiny(problem):
     s = problem.settings = json.loads(json.dumps(problem.settings))
     s.update(epochs=4, final_blocks=2, width=8)
     for m in ("layerwise", "layerwise_srl"):
-        s["methods"][m].update(srl_stages=1, manifold_copies=3)
+        s["methods"][m].update(manifold_copies=3)
+    s["methods"]["layerwise_srl"]["srl_stages"] = 1
     s["methods"]["nas"]["n_trials"] = 2
     return problem
 
@@ -41,10 +42,10 @@ def test_load_and_split_are_deterministic_and_disjoint(loaded):
     again = problem.load(path)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         assert torch.equal(getattr(data, name), getattr(again, name)), name
-    index = data.info["index"]
-    assert len(set(index["train"]) & set(index["val"])) == 0
-    if problem.name not in ("boston", "mnist"):  # their test sets are separate files/splits
-        assert len(set(index["test"]) & (set(index["train"]) | set(index["val"]))) == 0
+    train, val, test = (set(split.index) for split in (data.train, data.val, data.test))
+    assert len(train & val) == 0
+    if problem.name != "mnist":  # its test set is a separate file
+        assert len(test & (train | val)) == 0
     assert len(data.x_train) == len(data.y_train) > 0 and len(data.x_val) > 0 and len(data.x_test) > 0
 
 
