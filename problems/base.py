@@ -186,7 +186,10 @@ class Problem:
     budget of every method), ``lr``, ``batch_size`` (None: full batch), ``patience``,
     ``min_rel_improvement``, ``split`` (n_train, n_val, n_test), ``dtype``, ``threads`` (torch CPU
     threads; 1 for the tiny smoke networks, whose speed other threads only slow down) and ``methods``
-    (per-method overrides); ``split_seed``: see the module docstring.
+    (per-method overrides); every key must be a setting of some method and every override one of that
+    method (:func:`problems.methods.config_for` builds the typed settings and refuses typos);
+    ``split_seed``: see the module docstring. The presentation attributes below are what
+    :mod:`problems.figures` shows for the problem.
     """
 
     name = "problem"

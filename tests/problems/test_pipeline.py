@@ -20,9 +20,8 @@ from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
 from tests.conftest import REPO
 
-FIGURES = sorted([f"{p}_{kind}.png" for p in PROBLEMS for kind in ("per_layer", "methods", "loss")]
-                 + ["heat_fields.png", "wind_fields.png", "heat_td_scores.png", "navier_stokes_error_maps.png"])
-METRIC = {"boston": "test_mse", "mnist": "test_accuracy"}
+FIGURES = sorted(f"{p}_{kind}.png" for p in PROBLEMS
+                 for kind in ("per_layer", "methods", "loss", *problem_class(p).figures))
 
 
 def summary_rows(text: str) -> dict:
@@ -53,7 +52,7 @@ def check_outputs(out: Path, n_seeds: int) -> None:
         assert sorted(rows[problem]) == sorted(METHODS), problem
         for method, row in rows[problem].items():
             assert row["n"] == str(n_seeds), (problem, method)
-            mean = float(row[METRIC.get(problem, "test_rel_l2")].split("±")[0])
+            mean = float(row[problem_class(problem).metric].split("±")[0])
             assert np.isfinite(mean), (problem, method)
 
 

@@ -70,3 +70,19 @@ def test_mnist_download_failure_is_one_user_error_and_leaves_no_partial_file(tmp
     with pytest.raises(UserError, match="cannot download train-images"):
         mnist.download(tmp_path, mirror="http://127.0.0.1:9/")  # the discard port: refused at once
     assert not list(tmp_path.iterdir())
+
+
+def test_cross_validation_resplits_every_per_sample_array(tiny_mnist):
+    """Pooling training + validation and cutting a fold keeps inputs, targets, sample indices and the
+    labels extra row-aligned (the labels are the targets for MNIST), and the fold partitions the pool."""
+    TinyMnist.checksums = tiny_mnist[1]
+    data = TinyMnist("smoke").load(tiny_mnist[0])
+    pooled = data.pooled()
+    assert len(pooled.val) == 0 and len(pooled.train) == len(data.train) + len(data.val)
+    fold = np.arange(3, len(pooled.train), 4)
+    cut = pooled.with_validation(fold)
+    for split in (pooled.train, cut.train, cut.val):
+        assert np.array_equal(split.extras["labels"], split.targets.numpy())
+    assert sorted(np.concatenate([cut.train.index, cut.val.index])) == sorted(pooled.train.index)
+    np.testing.assert_array_equal(cut.val.index, pooled.train.index[fold])
+    torch.testing.assert_close(cut.val.inputs, pooled.train.inputs[torch.as_tensor(fold)])
