@@ -10,7 +10,8 @@ PY := .venv/bin/python
 MPIRUN := $(if $(filter 1,$(NP)),,scripts/mpirun -n $(NP))
 
 DATA_DIR := data/$(SCALE)
-PDE_PROBLEMS := heat navier_stokes wind
+# the PDE problems: the names in pde_data/registry.py (a new problem needs no edit here)
+PDE_PROBLEMS := $(shell sed -n 's/^ *"\([a-z0-9_]*\)": "pde_data\..*/\1/p' pde_data/registry.py)
 PROBLEMS := $(PDE_PROBLEMS) boston mnist
 SEEDS ?= $(if $(filter smoke,$(SCALE)),0 1,0 1 2)
 RUNS_DIR := results/runs/$(SCALE)
