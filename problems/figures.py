@@ -281,7 +281,8 @@ def _setup(methods: dict) -> str:
     s = runs[0]["config"]["settings"]
     seeds = sorted({r["config"]["seed"] for r in runs})
     budget = ", ".join(f"{k} {s[k]}" for k in ("split", "width", "n_blocks", "final_blocks", "epochs", "lr",
-                                                  "weight_decay", "batch_size", "score_subsample") if k in s)
+                                                  "weight_decay", "batch_size", "score_subsample")
+                        if k in s and (s[k] is not None or k == "batch_size"))
     dataset = runs[0]["config"].get("dataset") or {}
     size = f" of a dataset of {dataset['n_samples']} samples" if dataset.get("n_samples") else ""
     return (f"Run: seeds {', '.join(map(str, seeds))}; methods {', '.join(_ordered(methods))}; "
