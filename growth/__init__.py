@@ -12,3 +12,4 @@ from .strategies import (FixedBaseline, ForwardThinking, Net2DeeperNet, RandomIn
 from . import regularizers
 from .layerwise import LayerwiseStrategy
 from .srl import ResidualSum, SRLResult, sequential_residual_learning
+from .transfer import FrozenBase, LowRankAdapted, add_low_rank_adapters, freeze_base
