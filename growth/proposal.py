@@ -30,7 +30,8 @@ class Proposal:
     ``kind="two_weight"``, the first weight ``W1`` of the function-preserving block; ``eps``: the
     step the weights are scaled by; ``predicted_decrease``: the predicted ``J(before) − J(after)``
     at ``eps`` (TD: ``eps²/2 · score``; SensLI: 0, its insertion preserves the function);
-    ``eigenvalue``: TD only, λ_max(Q_l), used to rank locations; ``kind``: the block kind inserted.
+    ``eigenvalue``: TD only, λ_max(Q_l), used to rank locations; ``kind``: the block kind inserted;
+    ``estimate``: TD only, how Q_l was estimated (JSON-able: method, samples k, uncertainty).
     """
 
     location: int
@@ -41,6 +42,7 @@ class Proposal:
     eps: float = 1.0
     eigenvalue: float = float("nan")
     kind: str = "residual"
+    estimate: Optional[dict] = None
 
     def with_eps(self, eps: float) -> "Proposal":
         """The same direction at step ``eps`` (TD: the prediction scales like eps²)."""

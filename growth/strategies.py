@@ -24,6 +24,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .adaptive_td import AdaptiveRule
 from .networks import PlainMLP
 from .proposal import apply_proposal
 from .sensitivity import check_sensitivity, sensitivity_scores
@@ -43,22 +44,29 @@ class TopologicalStrategy(Strategy):
     authors' top-k rule), ``bias`` (bias augmentation), ``step``/``max_steps`` (ε line search on the
     training loss), ``batch_size`` (mini-batches for accumulating Q_l), ``subsample`` (estimate Q_l
     from that many training samples, a random subset fixed by ``subsample_seed`` and the same at every
-    insertion: unbiased, see :mod:`growth.topological`; None, the default, uses all of them)."""
+    insertion: unbiased, see :mod:`growth.topological`; None, the default, uses all of them),
+    ``estimation`` (``"auto"``, the default: the adaptive estimate of :mod:`growth.adaptive_td` where
+    the exact blocks cost more than half an epoch, ``"adaptive"`` or ``"exact"``) with ``tolerance``
+    (its promised relative gap to the best insertion), its sample order seeded by ``subsample_seed``
+    and the stage. The growth record's ``estimate`` holds the samples used and the uncertainty."""
 
     name = "topological"
 
     def __init__(self, multi_neuron: bool = False, ratio: float = 0.5, max_neurons: Optional[int] = None,
                  bias: bool = False, step: float = 0.1, max_steps: int = 100, batch_size: Optional[int] = None,
-                 subsample: Optional[int] = None, subsample_seed: int = 0):
+                 subsample: Optional[int] = None, subsample_seed: int = 0, estimation: str = "auto",
+                 tolerance: float = 0.05):
         self.options = dict(multi_neuron=multi_neuron, ratio=ratio, max_neurons=max_neurons, bias=bias,
-                            batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed)
-        self.step, self.max_steps = step, max_steps
+                            batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed,
+                            estimation=estimation)
+        self.step, self.max_steps, self.tolerance = step, max_steps, tolerance
 
     def check(self, net):
         check_td_activation(net)
 
     def grow(self, net, ctx: Context):
-        proposals = topological_derivative(net, ctx.loss_fn, *ctx.train, **self.options)
+        rule = AdaptiveRule(self.tolerance, seed=self.options["subsample_seed"] * 1_000_003 + ctx.stage)
+        proposals = topological_derivative(net, ctx.loss_fn, *ctx.train, rule=rule, **self.options)
         best = max(proposals, key=lambda p: p.eigenvalue)
         if best.eigenvalue <= 0:
             return None
@@ -68,7 +76,7 @@ class TopologicalStrategy(Strategy):
         return {"location": chosen.location, "score": chosen.score, "eigenvalue": chosen.eigenvalue,
                 "eps": chosen.eps, "predicted_decrease": chosen.predicted_decrease,
                 "predicted_change": -chosen.predicted_decrease,
-                "scores": [p.eigenvalue for p in proposals]}
+                "scores": [p.eigenvalue for p in proposals], "estimate": chosen.estimate}
 
 
 class SensitivityStrategy(Strategy):

@@ -25,7 +25,8 @@ replacement, Q̂_l = σ''(0) · (1/k) Σ_{s∈U} g_s h̃_s h̃_sᵀ, is unbiased
 variance (1 − k/S) v / k (v the variance of the S summands, denominator S − 1; zero at k = S), and costs k/S
 of the full pass. U is fixed by ``subsample_seed`` (``torch.randperm`` of a generator seeded with
 it), the same for every location, so the locations are compared on the same samples. The default
-``subsample=None`` (or k ≥ S) uses every sample.
+``subsample=None`` (or k ≥ S) uses every sample. :mod:`growth.adaptive_td` chooses k itself
+(``estimation="adaptive"`` or ``"auto"``): a doubling subset until the choice is certified.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from .adaptive_td import AdaptiveRule, adaptive_proposals, exact_cost_in_epochs
 from .proposal import Proposal, states_and_adjoints
 
 __all__ = ["check_td_activation", "subsample_rows", "q_blocks", "top_direction", "topological_derivative",
@@ -126,7 +128,8 @@ def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tens
                            locations: Optional[Sequence[int]] = None, multi_neuron: bool = False,
                            ratio: float = 0.5, max_neurons: Optional[int] = None, bias: bool = False,
                            eps: float = 1.0, batch_size: Optional[int] = None,
-                           subsample: Optional[int] = None, subsample_seed: int = 0) -> list[Proposal]:
+                           subsample: Optional[int] = None, subsample_seed: int = 0,
+                           estimation: str = "exact", rule: Optional[AdaptiveRule] = None) -> list[Proposal]:
     """One :class:`Proposal` per location (all by default), from one forward + backward pass per batch.
 
     ``weight`` (and ``bias`` with ``bias=True``) is the unit direction φ, ``score = φᵀ Q_l φ``,
@@ -134,15 +137,40 @@ def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tens
     (choose ε with :func:`line_search`). ``multi_neuron``/``ratio``/``max_neurons``: the authors'
     rule (eigenvectors with eigenvalue ≥ ratio·λ_max, at most ``max_neurons``). ``subsample``,
     ``subsample_seed``: estimate Q_l from a fixed random subset of the samples (module docstring).
+    ``estimation``: ``"exact"``; ``"adaptive"`` (:mod:`growth.adaptive_td` with ``rule``, default
+    :class:`AdaptiveRule`: a growing random subset until the choice is certified; the exact blocks
+    when that would take every sample); ``"auto"``: adaptive when :func:`exact_cost_in_epochs`
+    exceeds 0.5 and neither ``subsample`` nor the multi-neuron rule is asked for, else exact.
+    ``proposal.estimate`` records the method, the samples used and (adaptive) the uncertainty.
     """
+    if _adaptive(net, estimation, multi_neuron, subsample, bias, locations):
+        adaptive = adaptive_proposals(net, loss_fn, inputs, targets, d2=check_td_activation(net), bias=bias,
+                                      locations=locations, batch_size=batch_size, eps=eps,
+                                      rule=rule or AdaptiveRule())
+        if adaptive is not None:
+            return adaptive
+    used = {"method": "exact", "k": min(subsample or inputs.shape[0], inputs.shape[0])}
     proposals = []
     for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
                          batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed).items():
         phi, score, lam_max = top_direction(q, multi_neuron, ratio, max_neurons)
         w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
-                                  predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=lam_max))
+                                  predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=lam_max, estimate=used))
     return proposals
+
+
+def _adaptive(net: nn.Module, estimation: str, multi_neuron: bool, subsample: Optional[int], bias: bool,
+              locations: Optional[Sequence[int]]) -> bool:
+    """Whether :func:`topological_derivative` tries the adaptive estimator (its ``estimation``)."""
+    if estimation not in ("exact", "adaptive", "auto"):
+        raise ValueError(f"estimation must be 'exact', 'adaptive' or 'auto', got {estimation!r}")
+    if estimation == "adaptive" and (multi_neuron or subsample is not None):
+        raise ValueError("the adaptive estimate certifies one neuron from its own subsets: "
+                         "it excludes multi_neuron and subsample")
+    n_locations = net.n_locations if locations is None else len(locations)
+    return estimation == "adaptive" or (estimation == "auto" and not multi_neuron and subsample is None
+                                        and exact_cost_in_epochs(net, n_locations, bias) > 0.5)
 
 
 def line_search(net: nn.Module, proposal: Proposal, loss: Callable[[nn.Module], float], *,
