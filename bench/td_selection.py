@@ -22,7 +22,7 @@ from growth.topological import check_td_activation, topological_derivative
 LOSS = torch.nn.MSELoss()
 SIZES = {  # (width, samples, fixed k), seeds
     "smoke": {"sizes": [(16, 2000, (256,))], "seeds": 2},
-    "full": {"sizes": [(128, 10000, (1000, 2000)), (128, 55000, (1000, 2000)), (512, 10000, (1000,))], "seeds": 3},
+    "full": {"sizes": [(128, 10000, (1000, 2000)), (128, 55000, (1000, 2000)), (512, 10000, ())], "seeds": 3},
 }
 REFERENCE_STEPS = 48
 TRAIN_EPOCHS = 3
