@@ -137,7 +137,8 @@ class AdaptiveRule:
 class AdaptiveEstimate:
     """The certified candidate: ``location``, ``row`` (the new neuron), ``vector`` (m,) unit;
     ``score`` r (held-out estimate of φᵀQφ) and its standard error; ``k`` samples touched (both
-    halves); ``rounds``; ``efficiency``: the certified lower bound of φᵀQφ / max_l λ_max(Q_l)."""
+    halves); ``rounds``; ``efficiency``: the certified lower bound of φᵀQφ / max_l λ_max(Q_l);
+    ``locations``: every location's (block, unit vector, largest Ritz value θ_l) on the first half."""
 
     location: int
     row: int
@@ -147,6 +148,7 @@ class AdaptiveEstimate:
     k: int
     rounds: int
     efficiency: float
+    locations: dict
 
     def record(self) -> dict:
         """The JSON-able log entry."""
@@ -279,7 +281,9 @@ def adaptive_estimate(source: QSource, rule: AdaptiveRule = AdaptiveRule()) -> O
         candidate = _unit(blocks[chosen[0]], chosen[1])
         bound, score, error = _certificate(fresh, k, chosen, candidate, held, rule.confidence)
         if bound >= 1 - rule.tolerance:
-            return AdaptiveEstimate(chosen[0], chosen[1], candidate, score, error, 2 * k, rounds, bound)
+            tops = {l: (int(b.theta.argmax()), _unit(b, int(b.theta.argmax())), float(b.theta.max()))
+                    for l, b in blocks.items()}
+            return AdaptiveEstimate(chosen[0], chosen[1], candidate, score, error, 2 * k, rounds, bound, tops)
         seen = {l: _concat(seen[l], fresh[l], k) for l in source.locations}
         k *= 2
         blocks = {l: _lanczos(seen[l], k, blocks[l].vectors, rule.warm_steps, generator) for l in source.locations}
@@ -294,17 +298,23 @@ def _concat(a: Factors, b: Factors, offset: int) -> Factors:
 def adaptive_proposals(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
                        d2: float, bias: bool, locations: Optional[Sequence[int]], batch_size: Optional[int],
                        eps: float, rule: AdaptiveRule) -> Optional[list[Proposal]]:
-    """:func:`adaptive_estimate` of a dense growable network as a one-element list of
-    :class:`Proposal` (``score`` and ``eigenvalue`` the held-out estimate r, ``estimate`` the log
-    entry), or None (compute the exact blocks)."""
+    """:func:`adaptive_estimate` of a dense growable network as one :class:`Proposal` per location,
+    or None (compute the exact blocks). ``eigenvalue`` is θ_l (largest Ritz value on the first half,
+    so the largest marks the certified location); ``score`` is the held-out r at the certified
+    location and θ_l elsewhere; the certified proposal carries ``estimate``, the log entry."""
     source = DenseQSource(net, loss_fn, inputs, targets, d2=d2, bias=bias, locations=locations,
                           batch_size=batch_size)
     result = adaptive_estimate(source, rule)
     if result is None:
         return None
-    phi = result.vector.new_zeros(net.width, result.vector.shape[0])
-    phi[result.row] = result.vector
-    w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
-    return [Proposal(location=result.location, score=result.score, weight=w, bias=b, eps=eps,
-                     predicted_decrease=0.5 * eps ** 2 * result.score, eigenvalue=result.score,
-                     estimate=result.record())]
+    proposals = []
+    for l, (row, vector, theta) in result.locations.items():
+        phi = vector.new_zeros(net.width, vector.shape[0])
+        phi[row] = vector
+        w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
+        certified = l == result.location
+        score = result.score if certified else theta
+        proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
+                                  predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=theta,
+                                  estimate=result.record() if certified else None))
+    return proposals
