@@ -2,8 +2,8 @@
 
 For a trained width-n, 4-block ``td`` network (teacher-student regression, 20 inputs, 10 outputs) and
 each size: the selection cost (adaptive rule of :mod:`growth.adaptive_td`; fixed ``subsample=k``)
-over one plain Adam epoch (batch 128) timed right before it, and its *efficiency*: the exact Rayleigh
-quotient φᵀQφ of the chosen direction (over all S samples) over the exact max_l λ_max(Q_l), and
+over one plain Adam epoch (batch 128, :func:`bench.growth._plain_epoch`) timed right before it, and
+its *efficiency*: the exact Rayleigh quotient φᵀQφ of the chosen direction (over all S samples) over the exact max_l λ_max(Q_l), and
 whether the location is the exact one. The exact λ_max of every location comes from Lanczos on all S
 samples (:func:`growth.adaptive_td.lanczos_top`, ``REFERENCE_STEPS`` iterations; its largest
 residual norm relative to λ_max is reported).
@@ -16,6 +16,7 @@ import time
 import torch
 
 import growth
+from bench.growth import _plain_epoch
 from growth.adaptive_td import AdaptiveRule, DenseQSource, lanczos_top
 from growth.topological import check_td_activation, topological_derivative
 
@@ -37,17 +38,8 @@ def _trained(width: int, samples: int):
     y = torch.tanh(x @ teacher) + 0.1 * torch.randn(samples, 10, generator=g)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     for _ in range(TRAIN_EPOCHS):
-        _epoch(net, x, y, opt, g)
+        _plain_epoch(net, x, y, opt, g, 128)
     return net, x, y, g
-
-
-def _epoch(net, x, y, opt, g, batch_size=128):
-    order = torch.randperm(x.shape[0], generator=g)
-    for i in range(0, x.shape[0], batch_size):
-        idx = order[i:i + batch_size]
-        opt.zero_grad(set_to_none=True)
-        LOSS(net(x[idx]), y[idx]).backward()
-        opt.step()
 
 
 def _reference(net, x, y):
@@ -75,7 +67,7 @@ def _rayleigh(factors, proposal) -> float:
 def _measure(net, x, y, opt, g, select, factors, lam):
     """(cost in epochs, efficiency, same location, samples used) of one selection."""
     t0 = time.perf_counter()
-    _epoch(net, x, y, opt, g)
+    _plain_epoch(net, x, y, opt, g, 128)
     t_epoch = time.perf_counter() - t0
     t0 = time.perf_counter()
     proposals = select()
