@@ -1,8 +1,10 @@
 """Topological-derivative layer insertion (docs/methods.md §B): ResidualMLP (σ = 2·SiLU − tanh, tanh after
 the input layer), ``n_blocks`` blocks, then TopologicalStrategy; ``final_blocks − n_blocks + 1`` stages
-of ``epochs // stages`` epochs each. Q_l is formed from a fixed random subset of ``score_subsample``
-training samples (seeded by the run's seed) where the preset sets it, an unbiased estimate
-(:mod:`growth.topological`), else from all, in mini-batches of ``score_batch_size``."""
+of ``epochs // stages`` epochs each. Q_l is estimated as ``score_estimation`` says (default ``"auto"``:
+the certified doubling subset of :mod:`growth.adaptive_td` where the exact blocks cost more than half an
+epoch, else exact; ``"adaptive"``; ``"exact"``), or from a fixed random subset of ``score_subsample``
+training samples where the preset sets it (an unbiased estimate, :mod:`growth.topological`); seeded by
+the run's seed, in mini-batches of ``score_batch_size``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from problems.methods.base import Method, Settings
 class Config(Settings):
     score_batch_size: Optional[int] = None
     score_subsample: Optional[int] = None
+    score_estimation: str = "auto"
 
 
 class Topological(Method):
@@ -24,7 +27,7 @@ class Topological(Method):
 
     def strategy(self, problem, data, config, seed):
         return growth.TopologicalStrategy(batch_size=config.score_batch_size, subsample=config.score_subsample,
-                                          subsample_seed=seed)
+                                          subsample_seed=seed, estimation=config.score_estimation)
 
 
 METHOD = Topological()
