@@ -1,7 +1,8 @@
 # Growing neural networks for PDE inverse problems.
 #   make figures            smoke-scale pipeline: data -> results -> figures (the main command)
 #   make test               the test suite (fast tests; `make test-slow` runs everything)
-# Options: SCALE=smoke|paper  NP=<MPI processes>  SEEDS="0 1 2"
+# Options: SCALE=smoke|paper|full  NP=<MPI processes>  SEEDS="0 1 2"  DEVICE=cpu|cuda
+#          (full: the paper datasets, no budget cuts, every seed; prints its projected time first)
 #          SEEDS_<problem>="0" METHODS_<problem>="baseline ..."  (one problem's seeds / methods; default
 #          SEEDS and every method), e.g. SEEDS_mnist=0 for the paper-scale MNIST runs
 SCALE ?= smoke
@@ -9,7 +10,9 @@ NP ?= 1
 PY := .venv/bin/python
 MPIRUN := $(if $(filter 1,$(NP)),,scripts/mpirun -n $(NP))
 
-DATA_DIR := data/$(SCALE)
+DEVICE ?= cpu
+DATA_PRESET := $(if $(filter full,$(SCALE)),paper,$(SCALE))
+DATA_DIR := data/$(DATA_PRESET)
 # the PDE problems: the names in pde_data/registry.py (a new problem needs no edit here)
 PDE_PROBLEMS := $(shell sed -n 's/^ *"\([a-z0-9_]*\)": "pde_data\..*/\1/p' pde_data/registry.py)
 PROBLEMS := $(PDE_PROBLEMS) boston mnist
@@ -21,7 +24,7 @@ MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,$(if $(wildcard ../shar
 export MNIST_DIR
 TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py,$(wildcard problems/*.py))
 
-.PHONY: setup test test-slow data results figures bench bench-smoke clean
+.PHONY: setup test test-slow data results estimate figures bench bench-smoke clean
 .DEFAULT_GOAL := figures
 
 setup: .venv/.setup-done
@@ -41,14 +44,18 @@ data: setup $(foreach p,$(PDE_PROBLEMS),$(DATA_DIR)/$(p).h5)
 # old file until the new one is complete, and resumes an interrupted run of the same settings
 $(DATA_DIR)/%.h5: pde_data/%.py | setup
 	@mkdir -p $(DATA_DIR)
-	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(SCALE) --out $@ --overwrite
+	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(DATA_PRESET) --out $@ --overwrite
 
 # one sweep per problem; a re-run redoes only the runs whose dataset, settings or code changed
 # (the sweep skips runs whose metrics.json was made with the same configuration)
-results: setup $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done)
+results: setup $(if $(filter full,$(SCALE)),estimate) $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done)
+
+# the projected time of the sweep from measured per-epoch costs (run before SCALE=full's sweeps)
+estimate: setup data | $(MNIST_DIR)/train-images-idx3-ubyte.gz
+	$(PY) -m problems estimate --preset $(SCALE) --seeds $(SEEDS) --data-dir $(DATA_DIR) --ranks $(NP) --device $(DEVICE)
 
 define SWEEP
-$(MPIRUN) $(PY) -m problems sweep --preset $(SCALE) --problems $* --seeds $(or $(SEEDS_$*),$(SEEDS)) $(if $(METHODS_$*),--methods $(METHODS_$*)) --data-dir $(DATA_DIR) --out-root $(RUNS_DIR)
+$(MPIRUN) $(PY) -m problems sweep --preset $(SCALE) --problems $* --seeds $(or $(SEEDS_$*),$(SEEDS)) $(if $(METHODS_$*),--methods $(METHODS_$*)) --data-dir $(DATA_DIR) --out-root $(RUNS_DIR) --device $(DEVICE)
 touch $@
 endef
 $(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.done: $(DATA_DIR)/%.h5 $(TRAIN_CODE) | setup

@@ -136,6 +136,7 @@ class BostonProblem(Problem):
                                                 "srl_epochs": 300},
                               "nas": {"n_trials": 16}}},
     }
+    presets["full"] = presets["paper"]  # the paper preset is already the whole data set and protocol
 
     def load(self, path=None) -> Data:
         try:

@@ -16,6 +16,17 @@ from problems.methods import METHODS
 from problems.registry import PROBLEMS
 
 
+def _add_sweep_selection(parser):
+    """The options that choose a sweep's runs: preset, seeds, problems, methods, data, device."""
+    parser.add_argument("--preset", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--data-dir", help="directory of PROBLEM.h5 files (default data/PRESET)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m problems", description="Growing networks on PDE inverse problems.")
     commands = subcommands(parser)
@@ -28,14 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="run directory")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     run.add_argument("--overwrite", action="store_true")
-    sweep = commands.add_parser("sweep", help="problems x methods x seeds; resumable, MPI-parallel")
-    sweep.add_argument("--preset", required=True)
-    sweep.add_argument("--seeds", type=int, nargs="+", default=[0])
-    sweep.add_argument("--problems", nargs="+", default=list(PROBLEMS))
-    sweep.add_argument("--methods", nargs="+", default=list(METHODS))
-    sweep.add_argument("--data-dir", help="directory of PROBLEM.h5 files (default data/PRESET)")
+    sweep = _add_sweep_selection(commands.add_parser("sweep", help="problems x methods x seeds; resumable, MPI-parallel"))
     sweep.add_argument("--out-root", help="runs go to OUT_ROOT/PROBLEM/METHOD/seed_S (default results/runs/PRESET)")
-    sweep.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    estimate = _add_sweep_selection(commands.add_parser(
+        "estimate", help="projected time of a sweep from measured per-epoch costs"))
+    estimate.add_argument("--ranks", type=int, default=1, help="MPI processes the sweep will use")
     figures = commands.add_parser("figures", help="draw results/figures and write summary.md from the runs")
     figures.add_argument("--preset", required=True)
     figures.add_argument("--runs", help="runs root (default results/runs/PRESET)")
@@ -61,6 +69,10 @@ def main(argv=None) -> int:
 
             return sweep(args.preset, args.seeds, args.problems, args.methods, args.data_dir, args.out_root,
                          args.device)
+        elif args.command == "estimate":
+            from problems.estimate import estimate
+
+            estimate(args.preset, args.problems, args.methods, args.seeds, args.data_dir, args.ranks, args.device)
         elif args.command == "download-mnist":
             from problems.mnist import download
 

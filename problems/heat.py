@@ -135,6 +135,7 @@ class HeatProblem(Problem):
                   "methods": {"layerwise": _LAYERWISE, "layerwise_srl": {**_LAYERWISE, "srl_stages": 4},
                               "nas": {"n_trials": 16}}},
     }
+    presets["full"] = presets["paper"]  # the paper preset is already the sources' size (50 training samples)
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)

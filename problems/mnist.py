@@ -131,6 +131,10 @@ class MnistProblem(Problem):
                               "layerwise_srl": {**_LAYERWISE, "srl_stages": 3, "srl_width": 100, "epochs": 9},
                               "nas": {"n_trials": 12}}},
     }
+    # trained to convergence: 10 epochs per stage (60 in all; layerwise_srl 10 per phase)
+    presets["full"] = {**presets["paper"], "epochs": 60,
+                       "methods": {**presets["paper"]["methods"],
+                                   "layerwise_srl": {**presets["paper"]["methods"]["layerwise_srl"], "epochs": 90}}}
 
     def load(self, path=None) -> Data:
         arrays = load_arrays(data_dir() if path is None else Path(path), self.checksums)

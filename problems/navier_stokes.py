@@ -46,6 +46,8 @@ class NavierStokesProblem(Problem):
                               "layerwise_srl": {**_LAYERWISE, "srl_stages": 3},
                               "nas": {"n_trials": 4}}},
     }
+    # the sources' size: all 5,000 samples; growth stages end on the validation plateau (patience 2)
+    presets["full"] = {**presets["paper"], "split": (4000, 500, 500), "epochs": 300}
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)

@@ -85,6 +85,8 @@ class WindProblem(Problem):
                   "methods": {"layerwise": _PAPER_LAYERWISE, "layerwise_srl": {**_PAPER_LAYERWISE, "srl_stages": 3},
                               "nas": {"n_trials": 4}}},
     }
+    # every one of the 2,000 samples, 50 epochs per stage; stages end on the validation plateau
+    presets["full"] = {**presets["paper"], "split": (1600, 200, 200), "epochs": 300}
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)
