@@ -1,9 +1,12 @@
 """`python -m pde_data generate|info`: the command line of docs/design.md.
 
 Every UserError becomes one line `error: ...` on stderr (rank 0 only under MPI) and exit status 2
-(1 for `info`, as docs/design.md states).
+(1 for `info`, as docs/design.md states). Ctrl-C (SIGINT) or SIGTERM ends a run with one line saying
+that the same command resumes it, exit status 130.
 """
+import contextlib
 import os
+import signal
 import sys
 
 from common.cli import ArgumentParser, report, subcommands
@@ -42,6 +45,9 @@ def parse_overrides(pairs):
         key, sep, value = pair.partition("=")
         if not sep or not key or key.startswith("-"):
             raise UserError(f"unrecognized argument '{pair}' (settings are KEY=VALUE)")
+        if key in overrides:
+            raise UserError(f"setting '{key}' is given twice ({key}={overrides[key]} and {pair}); "
+                            "give it once")
         overrides[key] = value
     return overrides
 
@@ -68,12 +74,31 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     setup_logging(("pde_data",), "stderr")
     try:
-        run(argv)
+        with _sigterm_as_interrupt():
+            run(argv)
     except UserError as error:
         if _mpi_rank() == 0:
             report(error)
         return 1 if argv[:1] == ["info"] else 2
+    except KeyboardInterrupt:
+        if _mpi_rank() == 0:
+            report("interrupted; run the same command again to resume")
+        return 130
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (how mpirun and batch systems stop a job) raises KeyboardInterrupt like Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _mpi_rank():

@@ -4,7 +4,10 @@ A problem module (e.g. `pde_data/heat.py`) defines `class ForwardModel(BaseForwa
 
 - `name`: the problem name; `presets`: {"smoke": {...}, "paper": {...}}, every setting with its
   default value (the value's type is the setting's type; `n_samples` is always present);
-- `check(settings)`: raise `ConfigError` naming the key of any invalid value (classmethod);
+- `check(settings)`: raise `ConfigError` naming the key of any invalid value (classmethod); every
+  float setting (also inside lists) is checked to be finite before, for every model;
+- `input_files`: the settings that name input files (their contents' sha256 is part of the
+  dataset's identity, so a resume after the file changed is refused);
 - `__init__(settings, comm)`: build mesh, spaces, compiled forms, solvers once; `comm` is the
   communicator one sample is solved on (`MPI.COMM_SELF` for sample-parallel generation);
 - `layout()`: {dataset name: row width} for the per-sample arrays, always `parameters`,
@@ -22,6 +25,7 @@ A problem module (e.g. `pde_data/heat.py`) defines `class ForwardModel(BaseForwa
 The driver (`pde_data.generate`) owns MPI distribution, the HDF5 store, resume and progress.
 """
 import json
+import math
 
 from common.errors import ConfigError
 
@@ -31,6 +35,7 @@ class BaseForwardModel:
 
     name = ""
     presets = {}
+    input_files = ()
 
     @classmethod
     def settings(cls, preset, overrides=None):
@@ -46,6 +51,9 @@ class BaseForwardModel:
             settings[key] = _coerce(key, value, settings[key])
         if int(settings["n_samples"]) <= 0:
             raise ConfigError(f"n_samples must be positive, got {settings['n_samples']}")
+        for key, value in settings.items():
+            if not _all_finite(value):
+                raise ConfigError(f"setting '{key}' must be finite, got {value!r}")
         cls.check(settings)
         return settings
 
@@ -56,6 +64,17 @@ class BaseForwardModel:
     def dataset_attributes(self):
         """{dataset path: {attr: value}} attributes of datasets (default: none)."""
         return {}
+
+
+def _all_finite(value):
+    """False when `value` is, or a list/tuple/dict holds, a float that is inf or NaN."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(map(_all_finite, value))
+    if isinstance(value, dict):
+        return all(map(_all_finite, value.values()))
+    return True
 
 
 def _coerce(key, value, default):

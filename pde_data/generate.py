@@ -1,7 +1,11 @@
 """The generation driver: settings, MPI distribution, resume, progress, the dataset store.
 
 `generate(...)` fills `FILE.partial` (created, or resumed when it holds the same problem, preset,
-seed and config) and renames it to FILE once no row is pending. COMM_WORLD is split into groups
+seed, config and input-file contents) and renames it to FILE once no row is pending. Rank 0 holds
+an exclusive lock on `FILE.partial` (`pde_data.worklock`) from before it looks at the output paths
+until after the rename, so a second run on the same output is refused and never touches the file.
+Every check a user's input can fail (settings, seed, paths, free disk space) runs before a file is
+created. COMM_WORLD is split into groups
 of `procs_per_sample` ranks; the forward model is built on the group communicator. Groups take the
 pending samples in rounds: every group solves its share of the next samples (one each at first,
 more for fast models), group leaders write their rows (independent MPI-IO), then every rank
@@ -11,6 +15,7 @@ depend on the number of processes.
 """
 import contextlib
 import datetime
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -24,6 +29,7 @@ import numpy as np
 from common.errors import ConfigError, DatasetError, SolverFailure, UserError
 from pde_data import store
 from pde_data.registry import forward_model_class
+from pde_data.worklock import WorkLock
 
 VERSIONED_PACKAGES = {"dolfinx": "fenics-dolfinx", "petsc4py": "petsc4py", "mpi4py": "mpi4py",
                       "numpy": "numpy", "h5py": "h5py", "pde_data": "growing-pde-nets"}
@@ -61,20 +67,20 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
 
     comm = comm or MPI.COMM_WORLD
     log = log or _log_line
-    if procs_per_sample < 1 or comm.size % procs_per_sample:
-        raise ConfigError(f"--procs-per-sample {procs_per_sample} does not divide the "
-                          f"{comm.size} MPI processes")
-    if xdmf_count < 0:
-        raise ConfigError(f"--xdmf-count must be >= 0, got {xdmf_count}")
+    _check_arguments(comm, seed, procs_per_sample, xdmf_count)
     model_class = forward_model_class(problem)
     overrides = dict(overrides or {})
     if n_samples is not None:
+        if "n_samples" in overrides:
+            raise ConfigError("the number of samples is given twice (--n-samples and n_samples=); "
+                              "give it once")
         overrides["n_samples"] = n_samples
     settings = model_class.settings(preset, overrides)
-    ident = store.identity(problem, preset, seed, settings)
+    ident = store.identity(problem, preset, seed, settings, input_hashes(model_class, settings))
     partial = store.partial_path(out)
-    with _abort_on_error(comm):
-        resume = _on_root(comm, lambda: _prepare_output(out, partial, ident, overwrite))
+    lock = WorkLock(partial)
+    with _abort_on_error(comm), _released_on_root(comm, lock):
+        resume = _on_root(comm, lambda: _claim_output(out, partial, ident, overwrite, xdmf_dir, lock))
         group = comm.Split(color=comm.rank // procs_per_sample, key=comm.rank)
         model = model_class(settings, group)
         if not resume:
@@ -83,15 +89,11 @@ def generate(problem, preset, out, overrides=None, n_samples=None, seed=0, overw
                 partial, ident, model.layout(), static, model.attributes(),
                 model.dataset_attributes(), software_versions(),
                 datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
-        if xdmf_dir:
-            os.makedirs(xdmf_dir, exist_ok=True)
         f = store.open_rows(partial, comm)  # no `with`: closing is collective, so not on errors
         n_computed, loop_seconds = _fill(f, model, seed, comm, group, xdmf_dir, xdmf_count, log)
-        status = f["status"][()]
         f.close()
         group.Free()
-        if np.any(status == store.PENDING):  # the rename below must never publish a partial file
-            raise RuntimeError(f"{partial}: rows still pending after generation")
+        status = _on_root(comm, lambda: _finished_status(partial))
         failed = np.flatnonzero(status == store.FAILED).tolist()
         report = Report(out, len(status), n_computed, len(failed), failed, loop_seconds)
         if comm.rank == 0:
@@ -163,10 +165,45 @@ def _next_batch(batch, seconds, max_batch):
     return batch
 
 
-def _prepare_output(out, partial, ident, overwrite):
-    """Check the output paths (rank 0); True when `partial` is resumed, False when to create it."""
+def _check_arguments(comm, seed, procs_per_sample, xdmf_count):
+    """Refuse invalid command-line numbers before anything is built or written."""
+    if seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    if procs_per_sample < 1 or comm.size % procs_per_sample:
+        raise ConfigError(f"--procs-per-sample {procs_per_sample} does not divide the "
+                          f"{comm.size} MPI processes")
+    if xdmf_count < 0:
+        raise ConfigError(f"--xdmf-count must be >= 0, got {xdmf_count}")
+
+
+def input_hashes(model_class, settings):
+    """{setting: sha256 of the file it names} for the model's input-file settings that are set."""
+    hashes = {}
+    for key in getattr(model_class, "input_files", ()):
+        if settings.get(key):
+            try:
+                with open(settings[key], "rb") as f:
+                    hashes[key] = hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError as error:
+                raise ConfigError(f"setting '{key}': cannot read {settings[key]} "
+                                  f"({error.strerror})") from None
+    return hashes
+
+
+def _claim_output(out, partial, ident, overwrite, xdmf_dir, lock):
+    """Check the output paths and take the work file's lock (rank 0); True when `partial` is
+    resumed, False when it is to be created. The lock comes first: a work file another run holds is
+    never judged, removed or replaced."""
+    if os.path.isdir(out):
+        raise DatasetError(f"{out} is a directory (--out names the dataset file)")
+    directory = os.path.dirname(out) or "."
+    if not os.path.isdir(directory):
+        raise DatasetError(f"cannot create {out} (no directory {directory})")
+    lock.acquire()
     if os.path.exists(out) and not overwrite:
         raise DatasetError(f"{out} exists (use --overwrite to replace it)")
+    if xdmf_dir:
+        _make_xdmf_dir(xdmf_dir)
     if not os.path.exists(partial):
         return False
     try:
@@ -177,6 +214,39 @@ def _prepare_output(out, partial, ident, overwrite):
             raise DatasetError(f"{error}; delete it or use --overwrite to start over") from None
         os.remove(partial)
         return False
+
+
+def _make_xdmf_dir(xdmf_dir):
+    """Create the --xdmf directory (DatasetError, one line, when that is impossible)."""
+    if os.path.exists(xdmf_dir) and not os.path.isdir(xdmf_dir):
+        raise DatasetError(f"--xdmf {xdmf_dir} exists and is not a directory")
+    try:
+        os.makedirs(xdmf_dir, exist_ok=True)
+    except OSError as error:
+        raise DatasetError(f"--xdmf {xdmf_dir}: cannot create it ({error.strerror})") from None
+    if not os.access(xdmf_dir, os.W_OK):
+        raise DatasetError(f"--xdmf {xdmf_dir} is not writable")
+
+
+def _finished_status(partial):
+    """The status column of the finished work file, read back from disk just before the rename:
+    a file with a pending row is never published."""
+    status = store.read_status(partial)
+    n_pending = int(np.sum(status == store.PENDING))
+    if n_pending:
+        raise DatasetError(f"{partial}: {n_pending} rows still pending after generation; "
+                           "run the same command again to finish them")
+    return status
+
+
+@contextlib.contextmanager
+def _released_on_root(comm, lock):
+    """Release rank 0's work-file lock when the run ends, however it ends."""
+    try:
+        yield
+    finally:
+        if comm.rank == 0:
+            lock.release()
 
 
 @contextlib.contextmanager

@@ -5,6 +5,9 @@ Layout (see docs/design.md "Dataset file"): root attributes `schema_version`, `p
 the model's physical attributes; per-sample datasets (N, width) float64 filled with NaN;
 `/status` (N,) int8 (0 pending, 1 done, 2 solver failure); `/geometry/*`, `/operators/*`.
 
+`inputs` (JSON {setting: sha256}) records the content of every input file a setting names (e.g.
+wind's `terrain_file`); a work file is resumed only when those contents are unchanged.
+
 Crash safety: every dataset is contiguous and allocated (and filled) when the file is created, so
 writing samples changes raw data only, never metadata. Rows are written before their status,
 so a row with status != 0 is complete whenever the process is killed. Work in progress
@@ -15,6 +18,7 @@ Needs only h5py and numpy (no dolfinx, no MPI unless `open_rows` is given a comm
 """
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import h5py
@@ -26,7 +30,9 @@ SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2
 REQUIRED_ROWS = ("parameters", "observations", "observations_clean")
 IDENTITY_KEYS = ("problem", "preset", "base_seed", "config")
+OPTIONAL_IDENTITY_KEYS = ("inputs",)  # absent in files written before input hashes were recorded
 RESERVED_ATTRS = ("schema_version", "n_samples", "created_utc", "versions") + IDENTITY_KEYS
+METADATA_BYTES = 2**20  # allowance for HDF5 metadata and attributes in the size estimate
 
 
 def partial_path(path):
@@ -34,46 +40,80 @@ def partial_path(path):
     return f"{path}.partial"
 
 
-def identity(problem, preset, base_seed, settings):
-    """The root attributes that must match for a file to be resumed: problem, preset, seed, config."""
+def identity(problem, preset, base_seed, settings, inputs=None):
+    """The root attributes that must match for a file to be resumed: problem, preset, seed, config
+    and `inputs` ({setting: sha256 of the file it names})."""
     return {"problem": problem, "preset": preset, "base_seed": int(base_seed),
-            "config": json.dumps(settings, sort_keys=True)}
+            "config": json.dumps(settings, sort_keys=True),
+            "inputs": json.dumps(inputs or {}, sort_keys=True)}
+
+
+def file_size(n_samples, layout, static_arrays):
+    """Bytes the dataset file will take: rows (float64), status (int8), static arrays, metadata."""
+    rows = 8 * n_samples * sum(int(width) for width in layout.values())
+    static = sum(np.asarray(array).nbytes for array in static_arrays.values())
+    return rows + n_samples + static + METADATA_BYTES
+
+
+def check_free_space(path, n_bytes):
+    """DatasetError (one line) when the file system of `path` has less than `n_bytes` free."""
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    if n_bytes > free:
+        raise DatasetError(f"{path} would take {_size_text(n_bytes)} but only {_size_text(free)} "
+                           "are free there (use fewer samples or another directory)")
+
+
+def _size_text(n_bytes):
+    return f"{n_bytes / 1e9:.3g} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.3g} MB"
 
 
 def create(path, ident, layout, static_arrays, attributes, dataset_attributes, versions, created_utc):
-    """Write a new dataset file with every row pending (NaN, status 0); atomic via `path.new`.
+    """Write a new dataset file with every row pending (NaN, status 0); atomic via `path.new`,
+    which is removed on any failure. Refused (DatasetError) when the disk has too little space.
 
     `ident` from `identity`; `layout` {name: row width}; `static_arrays` {"geometry/..": array};
     `attributes` root attributes; `dataset_attributes` {dataset path: {attr: value}};
     `versions` {package: version}; `created_utc` ISO 8601 string.
     """
     n_samples = int(json.loads(ident["config"])["n_samples"])
-    clash = sorted(set(attributes) & set(RESERVED_ATTRS))
+    clash = sorted(set(attributes) & set(RESERVED_ATTRS + OPTIONAL_IDENTITY_KEYS))
     if clash:
         raise ValueError(f"model attributes use reserved names: {', '.join(clash)}")
+    check_free_space(path, file_size(n_samples, layout, static_arrays))
     tmp = f"{path}.new"
     try:
         f = h5py.File(tmp, "w")
     except OSError as error:
         raise DatasetError(f"cannot create {path} ({_first_line(error)})") from None
-    with f:
-        f.attrs["schema_version"] = SCHEMA_VERSION
-        for key in IDENTITY_KEYS:
-            f.attrs[key] = ident[key]
-        f.attrs["n_samples"] = n_samples
-        f.attrs["created_utc"] = created_utc
-        f.attrs["versions"] = json.dumps(versions, sort_keys=True)
-        for key, value in attributes.items():
-            f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        for name, width in layout.items():
-            _preallocate(f, name, (n_samples, int(width)), np.float64, np.nan)
-        _preallocate(f, "status", (n_samples,), np.int8, PENDING)
-        for name, array in static_arrays.items():
-            f.create_dataset(name, data=np.asarray(array))
-        for name, attrs in dataset_attributes.items():
-            for key, value in attrs.items():
-                f[name].attrs[key] = value
-    os.replace(tmp, path)
+    try:
+        with f:
+            _write_new(f, ident, n_samples, layout, static_arrays, attributes, dataset_attributes,
+                       versions, created_utc)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_new(f, ident, n_samples, layout, static_arrays, attributes, dataset_attributes, versions,
+               created_utc):
+    """The attributes and every dataset of a new file (rows pending)."""
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    for key in IDENTITY_KEYS + OPTIONAL_IDENTITY_KEYS:
+        f.attrs[key] = ident[key]
+    f.attrs["n_samples"] = n_samples
+    f.attrs["created_utc"] = created_utc
+    f.attrs["versions"] = json.dumps(versions, sort_keys=True)
+    for key, value in attributes.items():
+        f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+    for name, width in layout.items():
+        _preallocate(f, name, (n_samples, int(width)), np.float64, np.nan)
+    _preallocate(f, "status", (n_samples,), np.int8, PENDING)
+    for name, array in static_arrays.items():
+        f.create_dataset(name, data=np.asarray(array))
+    for name, attrs in dataset_attributes.items():
+        for key, value in attrs.items():
+            f[name].attrs[key] = value
 
 
 def _preallocate(f, name, shape, dtype, fill):
@@ -93,6 +133,11 @@ def check_resumable(path, ident):
     for key in ("problem", "preset", "base_seed"):
         if attrs[key] != ident[key]:
             differences.append(f"{key} {attrs[key]!r} != {ident[key]!r}")
+    stored_inputs = json.loads(attrs.get("inputs", "{}"))
+    for key, digest in sorted(json.loads(ident.get("inputs", "{}")).items()):
+        if stored_inputs.get(key) != digest:
+            differences.append(f"the file named by {key} has changed (sha256 {digest[:12]}..., "
+                               f"was {str(stored_inputs.get(key))[:12]}...)")
     stored, wanted = json.loads(attrs["config"]), json.loads(ident["config"])
     for key in sorted(set(stored) | set(wanted)):
         if stored.get(key) != wanted.get(key):
@@ -123,6 +168,8 @@ def validate(path):
 
     Raises DatasetError (one line) for a missing, non-HDF5, corrupt or foreign file.
     """
+    if os.path.isdir(path):
+        raise DatasetError(f"{path} is a directory, not a dataset file")
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: no such file")
     if not h5py.is_hdf5(path):
@@ -150,12 +197,29 @@ def _check_schema(path, f):
         if isinstance(item, h5py.Dataset) and name != "status" and (
                 item.ndim != 2 or item.shape[0] != n or item.dtype != np.float64):
             raise DatasetError(f"{path}: /{name} is not ({n}, width) float64")
-    for key in ("config", "versions"):
+    for key in ("config", "versions") + tuple(k for k in OPTIONAL_IDENTITY_KEYS if k in attrs):
         try:
             json.loads(attrs[key])
         except (TypeError, ValueError):
             raise DatasetError(f"{path}: attribute '{key}' is not JSON") from None
     return attrs
+
+
+def read_status(path):
+    """The /status column of the dataset at `path` (after `validate`)."""
+    validate(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return f["status"][()]
+    except OSError as error:
+        raise DatasetError(f"{path} is corrupt or unreadable ({_first_line(error)})") from None
+
+
+def status_counts(path):
+    """{"done": n, "pending": n, "failed": n} of the dataset at `path`."""
+    status = read_status(path)
+    return {label: int(np.sum(status == code))
+            for label, code in (("done", DONE), ("pending", PENDING), ("failed", FAILED))}
 
 
 def _plain(value):
@@ -165,6 +229,18 @@ def _plain(value):
 
 def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class Arrays(dict):
+    """{path: array} of a dataset; a missing path is a DatasetError naming it and the file, so a
+    schema-valid file that lacks what a problem needs (e.g. /operators) is refused in one line."""
+
+    def __init__(self, source, *args):
+        super().__init__(*args)
+        self.source = source
+
+    def __missing__(self, name):
+        raise DatasetError(f"{self.source} has no /{name} (not a complete dataset of its problem)")
 
 
 @dataclass
@@ -186,7 +262,7 @@ def read(path):
     attrs = validate(path)
     attrs["config"] = json.loads(attrs["config"])
     attrs["versions"] = json.loads(attrs["versions"])
-    arrays, array_attrs = {}, {}
+    arrays, array_attrs = Arrays(path), {}
 
     def visit(name, item):
         if isinstance(item, h5py.Dataset):
@@ -205,9 +281,8 @@ def read(path):
 def summary(path):
     """A human-readable description of the dataset at `path` (for `python -m pde_data info`)."""
     data = read(path)
-    attrs, status = data.attrs, data.arrays["status"]
-    counts = {label: int(np.sum(status == code))
-              for label, code in (("done", DONE), ("pending", PENDING), ("failed", FAILED))}
+    attrs = data.attrs
+    counts = status_counts(path)
     lines = [f"{path}: {attrs['problem']} dataset, preset {attrs['preset']}, "
              f"{attrs['n_samples']} samples, base_seed {attrs['base_seed']}",
              "status: " + ", ".join(f"{count} {label}" for label, count in counts.items()),
@@ -216,7 +291,10 @@ def summary(path):
              "datasets:"]
     for name, array in data.arrays.items():
         lines.append(f"  /{name:<28} {str(array.shape):<16} {array.dtype}")
-    physical = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS}
+    inputs = json.loads(attrs.get("inputs", "{}"))
+    if inputs:
+        lines.append("input files: " + ", ".join(f"{k} sha256 {v}" for k, v in inputs.items()))
+    physical = {k: v for k, v in attrs.items() if k not in RESERVED_ATTRS + OPTIONAL_IDENTITY_KEYS}
     if physical:
         lines.append("attributes:")
         lines += [f"  {key} = {value}" for key, value in physical.items()]

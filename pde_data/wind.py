@@ -72,6 +72,7 @@ class ForwardModel(BaseForwardModel):
     """The wind dataset: adjusted velocity on a terrain-following grid from sparse masts."""
 
     name = "wind"
+    input_files = ("terrain_file",)
     presets = {
         "smoke": dict(_COMMON, n_samples=200, mesh_shape=[12, 12, 8], grid_shape=[8, 8, 4],
                       n_sensors=10),

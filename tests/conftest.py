@@ -35,10 +35,13 @@ def own_lines(stderr):
 class ForwardModel(BaseForwardModel):
     """u = A⁻¹ p with A = size·I + B Bᵀ/size, B and p drawn from the sample's rng; observations are
     the first n_obs entries of u plus `noise`·N(0, 1). `fail_every` k > 0 makes every k-th sample a
-    SolverFailure; `delay_s` slows each solve; `solve_log` appends each solved index to a file."""
+    SolverFailure; `delay_s` slows each solve; `solve_log` appends each solved index to a file;
+    `offset_file` names an input file whose number is added to every parameter."""
 
     name = "toy"
-    _defaults = {"size": 6, "n_obs": 3, "noise": 0.01, "fail_every": 0, "delay_s": 0.0, "solve_log": ""}
+    _defaults = {"size": 6, "n_obs": 3, "noise": 0.01, "fail_every": 0, "delay_s": 0.0, "solve_log": "",
+                 "offset_file": ""}
+    input_files = ("offset_file",)
     presets = {"smoke": {"n_samples": 8, **_defaults}, "paper": {"n_samples": 40, **_defaults}}
 
     @classmethod
@@ -69,6 +72,9 @@ class ForwardModel(BaseForwardModel):
         n = self.s["size"]
         b = rng.standard_normal((n, n))
         p = rng.standard_normal(n)
+        if self.s["offset_file"]:
+            with open(self.s["offset_file"]) as f:
+                p += float(f.read())
         noise = rng.standard_normal(self.s["n_obs"])
         if self.s["solve_log"]:
             with open(self.s["solve_log"], "a") as log:

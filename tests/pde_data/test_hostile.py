@@ -1,0 +1,170 @@
+"""The generator under hostile use: every bad input or fault is one line `error: ...`, a non-zero
+exit, no traceback, no existing file changed and nothing left behind; two runs never write one
+file; a resume never mixes inputs; an interrupt says how to resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from pde_data import store
+from pde_data.cli import main
+from tests.conftest import MPI_ENV, REPO, TOY_MAIN, file_content, run_cli
+from tests.hostile import assert_one_line_error, tree
+
+GEN = ["generate", "toy", "--preset", "smoke"]
+
+
+def refused(capsys, root, argv, named, status=None):
+    """Run `python -m pde_data ARGV` in this process and check the refusal leaves `root` as it was."""
+    before = tree(root)
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert_one_line_error(code, captured.err, named, captured.out)
+    if status is not None:
+        assert code == status
+    assert tree(root) == before
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+    (["size=4", "size=5"], "setting 'size' is given twice"),
+    (["--n-samples", "5", "n_samples=7"], "given twice (--n-samples and n_samples=)"),
+    (["noise=inf"], "setting 'noise' must be finite"),
+    (["noise=nan"], "setting 'noise' must be finite"),
+    (["--n-samples", "1000000000000"], "are free there"),
+    (["--xdmf", "/proc/no/such/dir"], "--xdmf /proc/no/such/dir: cannot create it"),
+    (["--xdmf-count", "-1"], "--xdmf-count must be >= 0"),
+    (["offset_file=missing.txt"], "setting 'offset_file': cannot read missing.txt"),
+    (["--procs-per-sample", "3"], "does not divide"),
+])
+def test_bad_generate_input_is_refused_before_any_file_exists(tmp_path, monkeypatch, capsys, toy_problem,
+                                                               extra, named):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("unrelated\n")
+    refused(capsys, tmp_path, GEN + ["--out", "toy.h5"] + extra, named, status=2)
+
+
+def test_seed_minus_one_does_not_block_seed_zero(tmp_path, monkeypatch, capsys, toy_problem):
+    monkeypatch.chdir(tmp_path)
+    refused(capsys, tmp_path, GEN + ["--out", "toy.h5", "--seed", "-1"], "--seed")
+    assert main(GEN + ["--out", "toy.h5", "--seed", "0", "--n-samples", "3"]) == 0
+
+
+def test_xdmf_naming_a_file_is_refused(tmp_path, monkeypatch, capsys, toy_problem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fields").write_text("a file\n")
+    refused(capsys, tmp_path, GEN + ["--out", "toy.h5", "--xdmf", "fields"], "--xdmf fields exists and is not a directory")
+
+
+def test_out_naming_a_directory_is_refused_before_computing(tmp_path, monkeypatch, capsys, toy_problem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "old.h5").write_bytes(b"keep")
+    refused(capsys, tmp_path, GEN + ["--out", "data", "--overwrite", "solve_log=solves.log"], "data is a directory")
+
+
+def test_info_on_a_directory_says_so(tmp_path, capsys):
+    refused(capsys, tmp_path, ["info", tmp_path], "is a directory", status=1)
+
+
+@pytest.mark.parametrize("setting,named", [
+    ("speed_range=[3,1e400]", "setting 'speed_range' must be finite"),
+    ("noise_std=inf", "setting 'noise_std' must be finite"),
+    ("length_x=inf", "setting 'length_x' must be finite"),
+    ("hill_width=-3", "hill_width"),
+    ("mesh_shape=[4,4]", "mesh_shape"),
+])
+def test_wind_settings_must_be_finite_and_in_range(tmp_path, monkeypatch, capsys, setting, named):
+    monkeypatch.chdir(tmp_path)
+    refused(capsys, tmp_path, ["generate", "wind", "--preset", "smoke", "--out", "w.h5", setting], named)
+
+
+@pytest.mark.parametrize("problem,setting", [
+    ("heat", "noise_level=inf"), ("heat", "source=nan"), ("navier_stokes", "forcing_amplitude=-inf"),
+    ("navier_stokes", "viscosity=nan"),
+])
+def test_every_forward_model_refuses_non_finite_floats(tmp_path, monkeypatch, capsys, problem, setting):
+    monkeypatch.chdir(tmp_path)
+    refused(capsys, tmp_path, ["generate", problem, "--preset", "smoke", "--out", "x.h5", setting], "must be finite")
+
+
+def test_disk_estimate_counts_every_row():
+    layout = {"parameters": 10, "observations": 3}
+    assert store.file_size(1000, layout, {"g": np.zeros(5)}) == 8 * 1000 * 13 + 1000 + 40 + store.METADATA_BYTES
+
+
+def test_changed_input_file_blocks_the_resume(tmp_path, monkeypatch, capsys, toy_problem):
+    """Kill-and-resume with an edited input file would mix two inputs' rows: refused, naming it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "offset.txt").write_text("1.0\n")
+    args = GEN + ["--n-samples", "4", "offset_file=offset.txt", "--out", "toy.h5"]
+    assert main(args) == 0
+    os.rename("toy.h5", store.partial_path("toy.h5"))  # a finished file is a valid work file
+    with h5py.File(store.partial_path("toy.h5"), "r+") as f:
+        f["status"][2:] = store.PENDING
+    (tmp_path / "offset.txt").write_text("2.0\n")
+    capsys.readouterr()
+    refused(capsys, tmp_path, args, "the file named by offset_file has changed")
+    (tmp_path / "offset.txt").write_text("1.0\n")
+    assert main(args) == 0
+
+
+def _wait_for_lines(path, n, deadline_s=60):
+    deadline = time.time() + deadline_s
+    while not (path.exists() and len(path.read_text().splitlines()) >= n) and time.time() < deadline:
+        time.sleep(0.02)
+
+
+def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_problem):
+    """While one run writes F.partial, a second run on F is refused (with or without --overwrite),
+    naming the first run's pid; the first run then publishes a complete file."""
+    log, out = tmp_path / "solves.log", tmp_path / "toy.h5"
+    args = GEN + ["--n-samples", "20", "delay_s=0.1", f"solve_log={log}", "--out", str(out)]
+    first = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args, cwd=REPO, env={**os.environ, **MPI_ENV},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lines(log, 3)
+        for extra in ([], ["--overwrite"]):
+            assert first.poll() is None
+            code = main(args + extra)
+            assert_one_line_error(code, capsys.readouterr().err,
+                                  f"another run is writing {out}.partial (pid {first.pid})")
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+    finally:
+        first.kill()
+    with h5py.File(out, "r") as f:
+        assert np.all(f["status"][()] == store.DONE)
+    assert sorted(os.listdir(tmp_path)) == ["solves.log", "toy.h5"]
+
+
+def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path):
+    log, out, reference = tmp_path / "solves.log", tmp_path / "toy.h5", tmp_path / "reference.h5"
+    args = GEN + ["--n-samples", "30", "delay_s=0.03", f"solve_log={log}"]
+    assert run_cli(args + ["--out", reference]).returncode == 0
+    log.unlink()
+    job = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out)],
+                           cwd=REPO, env={**os.environ, **MPI_ENV}, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    _wait_for_lines(log, 5)
+    job.send_signal(signal.SIGINT)
+    stdout, stderr = job.communicate(timeout=60)
+    assert_one_line_error(job.returncode, stderr.splitlines()[-1] + "\n", out=stdout)
+    assert stderr.splitlines()[-1] == "error: interrupted; run the same command again to resume"
+    assert "Traceback" not in stderr
+    assert sorted(os.listdir(tmp_path)) == ["reference.h5", "solves.log", "toy.h5.partial"]
+    assert run_cli(args + ["--out", out]).returncode == 0
+    assert file_content(out) == file_content(reference)
+
+
+@pytest.mark.mpi
+def test_bad_seed_under_mpirun_is_one_line_and_leaves_nothing(tmp_path):
+    before = tree(tmp_path)
+    result = run_cli(GEN + ["--out", tmp_path / "toy.h5", "--seed", "-1"], nprocs=2,
+                     env={"OMPI_MCA_orte_execute_quiet": "1"})
+    assert_one_line_error(result.returncode, result.stderr, "--seed", result.stdout)
+    assert tree(tmp_path) == before
