@@ -71,5 +71,5 @@ def save(net: nn.Module, path: Union[str, os.PathLike]) -> None:
 
 def load(path: Union[str, os.PathLike], map_location=None) -> nn.Module:
     """Load a network written by :func:`save`; ``map_location`` moves it to a device."""
-    return network_from_payload(torch.load(path, map_location=map_location, weights_only=False),
+    return network_from_payload(torch.load(path, map_location=map_location, weights_only=True),
                                 map_location)

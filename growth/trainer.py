@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .checkpoint import network_from_payload, network_payload, save
+from .divergence import DivergenceGuard
 from .networks import count_parameters, set_trainable
 
 __all__ = ["Context", "Strategy", "GrowResult", "StopRules", "grow", "evaluate_loss", "carry_optimizer"]
@@ -245,7 +246,8 @@ class _Run:
 
     def __init__(self, strategy: Strategy, ctx: Context, factory: Callable, rules: StopRules,
                  out: Optional[Path], logger: RunLog):
-        self.strategy, self.ctx, self.factory, self.rules = strategy, ctx, factory, rules
+        self.guard = DivergenceGuard()  # rolls back a non-finite or exploding epoch (growth/divergence.py)
+        self.strategy, self.ctx, self.factory, self.rules = strategy, ctx, self.guard.scaled(factory), rules
         self.out, self.logger = out, logger
         self.net: Optional[nn.Module] = None
         self.opt: Optional[torch.optim.Optimizer] = None
@@ -269,7 +271,7 @@ class _Run:
 
     def resume(self, resume: Union[bool, str, os.PathLike]) -> dict:
         """Restore the network, generator, strategy, counters and log; return the optimizer state."""
-        ckpt = torch.load(_latest_checkpoint(resume, self.out), map_location="cpu", weights_only=False)
+        ckpt = torch.load(_latest_checkpoint(resume, self.out), map_location="cpu", weights_only=True)
         self.net = network_from_payload(ckpt["net"])
         self.ctx.generator.set_state(ckpt["generator"])
         self.strategy.load_state_dict(ckpt["strategy"])
@@ -298,9 +300,9 @@ class _Run:
         self.net.train()
         for _ in range(epochs):
             t0 = time.perf_counter()
-            train_loss = _train_epoch(self.net, self.strategy, self.opt, ctx)
+            train_loss, val_loss = self.guard.epoch(self.net, self.opt, ctx, self.logger,
+                                                    lambda: _train_epoch(self.net, self.strategy, self.opt, ctx))
             ctx.epoch += 1
-            val_loss = ctx.val_loss(self.net) if ctx.val is not None else train_loss
             self.logger({"event": "epoch", "stage": ctx.stage, "epoch": ctx.epoch, "train_loss": train_loss,
                          "val_loss": val_loss, "wall_time_s": time.perf_counter() - t0})
             if self.bar is not None:
