@@ -29,7 +29,8 @@ from torch import nn
 
 from common.errors import UserError
 
-__all__ = ["Data", "Split", "Problem", "Standardizer", "split_counts", "split_indices", "read_dataset", "dataset_split"]
+__all__ = ["Data", "Split", "Problem", "Standardizer", "split_counts", "split_indices", "read_dataset", "dataset_split",
+           "require_finite"]
 
 
 @dataclass
@@ -163,6 +164,14 @@ def split_indices(n_available: int, counts: tuple[int, int, int], seed: int):
     return perm[:a], perm[a:b], perm[b:b + counts[2]]
 
 
+def require_finite(rows: np.ndarray, what: str) -> None:
+    """UserError (one line, naming ``what`` and the count) when ``rows`` holds NaN or inf."""
+    bad = int(np.size(rows) - np.count_nonzero(np.isfinite(rows)))
+    if bad:
+        raise UserError(f"{what} holds {bad} non-finite values in the {len(rows)} rows a run uses "
+                        "(fix or regenerate the dataset)")
+
+
 def read_dataset(path, problem: str):
     """The dataset at ``path`` via :func:`pde_data.store.read`, refused (one line) unless it is a
     dataset of ``problem``."""
@@ -270,6 +279,9 @@ def dataset_split(problem: Problem, dataset, targets: np.ndarray,
     x = dataset.rows("observations")
     counts = split_counts(len(x), tuple(problem.settings["split"]))
     rows = split_indices(len(x), counts, problem.split_seed)
+    used = np.concatenate(rows)
+    require_finite(x[used], f"{dataset.arrays.source}: /observations")
+    require_finite(targets[used], f"{dataset.arrays.source}: the targets (from /parameters or /latent)")
     x_scaler, y_scaler = Standardizer.fit(x[rows[0]]), fit_targets(targets[rows[0]])
 
     def part(r: np.ndarray) -> Split:

@@ -2,7 +2,8 @@
 
 A mistake a user can make (bad flag, unknown problem/method/preset, missing or foreign dataset,
 existing output without --overwrite) prints one line ``error: ...`` on stderr and exits with
-status 2, without a traceback.
+status 2, without a traceback; Ctrl-C prints one line and exits with 130. ``figures`` draws every
+readable run and exits with 1 when it had to leave corrupt runs out.
 """
 from __future__ import annotations
 
@@ -80,8 +81,16 @@ def main(argv=None) -> int:
         else:
             from problems.figures import figures
 
-            figures(args.preset, args.runs, args.out)
+            return 1 if figures(args.preset, args.runs, args.out) else 0
     except (UserError, OSError) as error:  # OSError: a path the user gave cannot be read or written
         report(error)
         return 2
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {_AFTER_INTERRUPT.get(argv[0] if argv else '', 'nothing was written')}",
+              file=sys.stderr, flush=True)
+        return 130
     return 0
+
+
+_AFTER_INTERRUPT = {"run": "nothing was saved; run the same command again to start the run over",
+                    "sweep": "run the same command again to resume (finished runs are kept)"}

@@ -29,6 +29,7 @@ class; this module names no problem.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ import numpy as np
 from common.errors import UserError
 from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
+from problems.run import read_metrics
 
 PAPER_BUDGET = (
     "The paper preset is cut to run in under an hour on 2 CPU cores: each problem's `Run:` line lists "
@@ -43,16 +45,31 @@ PAPER_BUDGET = (
     "training (MNIST accuracies, SRL gains) therefore fall short of the published ones.")
 
 
-def _runs(root: Path):
-    """{problem: {method: [run dict]}} for every finished run under ``root``."""
+def _runs(root: Path) -> tuple[dict, int]:
+    """({problem: {method: [run dict]}} of every readable finished run under ``root``, the number of
+    corrupt runs left out, each reported in one line on stderr)."""
     found: dict = {}
+    corrupt = 0
     for metrics in sorted(root.glob("*/*/seed_*/metrics.json")):
-        d = metrics.parent
-        run = {"dir": d, "metrics": json.loads(metrics.read_text()), "config": json.loads((d / "config.json").read_text())}
-        stages = d / "stages.json"
-        run["stages"] = json.loads(stages.read_text()) if stages.is_file() else {"growth": [], "srl": []}
+        try:
+            run = _read_run(metrics.parent)
+        except (UserError, OSError, ValueError, KeyError, TypeError) as error:
+            corrupt += 1
+            print(f"error: {metrics.parent} left out: {error}", file=sys.stderr, flush=True)
+            continue
         found.setdefault(run["config"]["problem"], {}).setdefault(run["config"]["method"], []).append(run)
-    return found
+    return found, corrupt
+
+
+def _read_run(d: Path) -> dict:
+    """A finished run's metrics, config, stages and log, each checked to parse."""
+    run = {"dir": d, "metrics": read_metrics(d / "metrics.json"), "config": json.loads((d / "config.json").read_text())}
+    if not isinstance(run["config"], dict) or not {"problem", "method"} <= set(run["config"]):
+        raise UserError(f"{d / 'config.json'} names no problem and method")
+    stages = d / "stages.json"
+    run["stages"] = json.loads(stages.read_text()) if stages.is_file() else {"growth": [], "srl": []}
+    _log(run)
+    return run
 
 
 def _metrics(problem, methods: dict) -> list:
@@ -75,7 +92,9 @@ def _log(run) -> list:
     return [json.loads(line) for line in (run["dir"] / "log.jsonl").read_text().splitlines()]
 
 
-def figures(preset: str, runs=None, out=None) -> None:
+def figures(preset: str, runs=None, out=None) -> int:
+    """Draw the figures and write summary.md from every readable run; returns the number of corrupt
+    runs left out (each reported in one line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +102,7 @@ def figures(preset: str, runs=None, out=None) -> None:
 
     root = Path(runs or f"results/runs/{preset}")
     out = Path(out or ("results" if preset == "paper" else f"results/{preset}"))
-    found = _runs(root)
+    found, corrupt = _runs(root)
     if not found:
         raise UserError(f"no finished runs under {root} (run `make results SCALE={preset}` first)")
     fig_dir = out / "figures"
@@ -98,6 +117,7 @@ def figures(preset: str, runs=None, out=None) -> None:
             EXTRA_FIGURES[kind](plt, problem, methods, fig_dir)
     (out / "summary.md").write_text(_summary(preset, root, found))
     print(f"wrote {fig_dir} and {out / 'summary.md'}")
+    return corrupt
 
 
 def _ordered(methods: dict):

@@ -18,10 +18,17 @@ The run directory receives, in this order:
                    standardized units; under ``cv_folds`` the fold-averaged cross-validation loss),
                    ``n_parameters``, ``n_blocks``, ``wall_time_s``, ``n_epochs``, ``stop_reason``;
                    written last, atomically: its presence marks a finished run.
+
+A run refuses (one line) a dataset with pending rows or a generator's ``.partial`` work file, a
+negative seed, and non-finite inputs or targets in the rows it uses; rows whose solve failed (status
+2) are left out and counted on stderr. Training that diverges beyond what
+:class:`growth.DivergenceGuard` can recover, or any non-finite metric, ends the run with one line and
+nothing published; a failed or interrupted run leaves no ``OUT.partial`` behind.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -35,6 +42,7 @@ import numpy as np
 import torch
 
 import growth
+from growth.divergence import TrainingDiverged
 from growth.srl import ResidualSum
 from common.errors import UserError
 from problems.methods import check_method, n_epochs, settings_for, train
@@ -47,14 +55,14 @@ REPO = Path(__file__).resolve().parent.parent
 def run_config(problem_name: str, method: str, seed: int, preset: str, data_path) -> dict:
     """What defines a run (a finished run with the same config is not redone by the sweep)."""
     check_method(method)
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     problem = problem_class(problem_name)(preset)
     dataset = None
     if problem.needs_data:
         if data_path is None:
             raise UserError(f"problem '{problem_name}' needs --data FILE")
-        from pde_data.store import validate
-
-        attrs = validate(str(data_path))
+        attrs = _finished_dataset(str(data_path))
         dataset = {"path": str(data_path), "created_utc": attrs["created_utc"], "n_samples": attrs["n_samples"],
                    "base_seed": attrs["base_seed"], "preset": attrs["preset"]}
     settings = settings_for(problem, method)
@@ -62,12 +70,46 @@ def run_config(problem_name: str, method: str, seed: int, preset: str, data_path
                                   "dataset": dataset, "settings": settings}))
 
 
-def is_done(out_dir: Path, config: dict) -> bool:
-    """A finished run (metrics.json) made with exactly ``config``."""
+def _finished_dataset(path: str) -> dict:
+    """The root attributes of a finished dataset; UserError for a work file or pending rows."""
+    from pde_data.store import partial_path, status_counts, validate
+
+    if path.endswith(partial_path("")):
+        raise UserError(f"{path} is the work file of an unfinished `generate` run; finish it with the "
+                        "same generate command and use the file it publishes")
+    attrs = validate(path)
+    counts = status_counts(path)
+    if counts["pending"]:
+        raise UserError(f"{path} has pending rows ({counts['done']} done, {counts['pending']} pending, "
+                        f"{counts['failed']} failed); finish it with the generate command first")
+    return attrs
+
+
+def read_metrics(path: Path) -> dict:
+    """The metrics of a finished run; UserError (one line) for a missing, truncated, empty or
+    non-finite ``metrics.json``."""
     try:
-        return ((out_dir / "metrics.json").is_file()
-                and json.loads((out_dir / "config.json").read_text()) == config)
-    except (OSError, ValueError):
+        metrics = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is unreadable or not JSON ({type(error).__name__})") from None
+    if not isinstance(metrics, dict) or not any(str(key).startswith("test_") for key in metrics):
+        raise UserError(f"{path} holds no test metrics")
+    _require_finite(metrics, str(path))
+    return metrics
+
+
+def _require_finite(metrics: dict, where: str) -> None:
+    bad = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise UserError(f"{where}: non-finite {', '.join(f'{k}={metrics[k]}' for k in bad)}")
+
+
+def is_done(out_dir: Path, config: dict) -> bool:
+    """A finished run (a valid metrics.json) made with exactly ``config``."""
+    try:
+        read_metrics(out_dir / "metrics.json")
+        return json.loads((out_dir / "config.json").read_text()) == config
+    except (OSError, ValueError, UserError):
         return False
 
 
@@ -115,9 +157,33 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
         torch.set_num_threads(config["settings"]["threads"])
     problem = problem_class(problem_name)(preset)
     data = problem.load(data_path).to(device)
+    _note_failed_rows(data_path, problem)
     out = final.with_name(final.name + ".partial")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    try:
+        metrics = _run_into(out, problem, data, config, method, seed, device, argv)
+    except BaseException:  # a failed or interrupted run leaves nothing behind; OUT stays as it was
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    out.rename(final)
+    return metrics
+
+
+def _note_failed_rows(data_path, problem) -> None:
+    """One stderr line when the dataset's solver failures (status 2) were left out."""
+    if problem.needs_data:
+        from pde_data.store import status_counts
+
+        failed = status_counts(str(data_path))["failed"]
+        if failed:
+            print(f"note: {data_path}: {failed} rows whose solve failed (status 2) are left out",
+                  file=sys.stderr, flush=True)
+
+
+def _run_into(out: Path, problem, data, config: dict, method: str, seed: int, device: str, argv) -> dict:
+    """Train and write every output file of the run into ``out``; returns the metrics."""
     _write_json(out / "config.json", config)
     _write_json(out / "meta.json", _meta(seed, device, sys.argv if argv is None else argv))
 
@@ -138,6 +204,8 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     t0 = time.perf_counter()
     try:
         trained = train(problem, data, method, seed, device, callback)
+    except TrainingDiverged as error:
+        raise UserError(f"{error} (lower the learning rate)") from None
     finally:
         log.close()
     wall = time.perf_counter() - t0
@@ -149,11 +217,10 @@ def run(problem_name: str, method: str, seed: int, preset: str, data_path, out_d
     metrics.update(val_loss=_validation_loss(model, problem, data, trained.history),
                    n_parameters=growth.count_parameters(model), n_blocks=getattr(model, "n_blocks", None),
                    n_stages=len(stage_records), n_epochs=n_epochs(trained.history), wall_time_s=wall, stop_reason=trained.stop_reason)
+    _require_finite(metrics, "the trained network gives")
     _save_predictions(out, problem, data, prediction, snapshots, stages)
     _write_json(out / "stages.json", {"growth": stage_metrics, "srl": _srl_metrics(model, problem, data)})
     _write_json(out / "metrics.json", metrics)
-    shutil.rmtree(final, ignore_errors=True)
-    out.rename(final)
     return metrics
 
 
