@@ -151,3 +151,13 @@ def test_sweep_redoes_a_run_whose_metrics_are_corrupt(tmp_path, monkeypatch, con
     monkeypatch.setattr(sweep_module, "run", lambda *args, **kwargs: calls.append(args) or {"test_mse": 2.0})
     assert sweep_module.sweep("smoke", [0], ["boston"], ["baseline"], out_root=tmp_path) == 0
     assert bool(calls) == redone
+
+
+def test_failed_rows_that_a_run_leaves_out_are_counted(heat_copy, capsys):
+    from problems.heat import HeatProblem
+    from problems.run import _note_failed_rows
+
+    with h5py.File(heat_copy, "r+") as f:
+        f["status"][[3, 9]] = store.FAILED
+    _note_failed_rows(heat_copy, HeatProblem("smoke"))
+    assert capsys.readouterr().err == f"note: {heat_copy}: 2 rows whose solve failed (status 2) are left out\n"
