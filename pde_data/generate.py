@@ -200,6 +200,8 @@ def _claim_output(out, partial, ident, overwrite, xdmf_dir, lock):
     if not os.path.isdir(directory):
         raise DatasetError(f"cannot create {out} (no directory {directory})")
     lock.acquire()
+    if lock.warning:
+        _stderr_line(lock.warning)
     if os.path.exists(out) and not overwrite:
         raise DatasetError(f"{out} exists (use --overwrite to replace it)")
     if xdmf_dir:

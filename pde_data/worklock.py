@@ -5,6 +5,8 @@ holds the owner's process id so that a refused run can name it. The kernel relea
 its owner dies (even by SIGKILL), so a stale lock file never blocks a later run. The owner removes
 the lock file when it is done; a run that opened the old lock file just before its removal notices
 (the path then names another file or none) and opens it again, so two runs never both hold it.
+On a file system without `flock` support (some parallel file systems mounted without it) the run
+goes on unlocked and says so in one warning line.
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ import fcntl
 import os
 
 from common.errors import DatasetError
+
+
+UNSUPPORTED = (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
 
 
 def lock_path(work_path: str) -> str:
@@ -28,6 +33,7 @@ class WorkLock:
         self.work_path = work_path
         self.path = lock_path(work_path)
         self.fd: int | None = None
+        self.warning = ""  # set when the file system cannot lock (the run goes on unlocked)
 
     def acquire(self) -> None:
         while True:
@@ -38,6 +44,10 @@ class WorkLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
+                if error.errno in UNSUPPORTED:
+                    self.warning = (f"warning: {self.path}: this file system cannot lock files; "
+                                    "make sure no other run writes the same output")
+                    break
                 owner = _read_pid(fd)
                 os.close(fd)
                 if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):

@@ -124,7 +124,7 @@ def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_prob
     """While one run writes F.partial, a second run on F is refused (with or without --overwrite),
     naming the first run's pid; the first run then publishes a complete file."""
     log, out = tmp_path / "solves.log", tmp_path / "toy.h5"
-    args = GEN + ["--n-samples", "20", "delay_s=0.1", f"solve_log={log}", "--out", str(out)]
+    args = GEN + ["--n-samples", "40", "delay_s=0.1", f"solve_log={log}", "--out", str(out)]
     first = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args, cwd=REPO, env={**os.environ, **MPI_ENV},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -177,3 +177,17 @@ def test_form_compilation_keeps_the_console_to_progress_lines(tmp_path):
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path / "cache"), "the forms were not compiled afresh"
     assert all(line.startswith("generate: ") for line in result.stderr.splitlines()), result.stderr
+
+
+def test_file_system_without_locks_warns_in_one_line_and_generates(tmp_path, monkeypatch, capsys, toy_problem):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert main(GEN + ["--n-samples", "3", "--out", str(tmp_path / "toy.h5")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot lock files" in warnings[0]
+    assert sorted(os.listdir(tmp_path)) == ["toy.h5"]
