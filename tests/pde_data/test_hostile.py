@@ -142,14 +142,17 @@ def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_prob
     assert sorted(os.listdir(tmp_path)) == ["solves.log", "toy.h5"]
 
 
-def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path):
+@pytest.mark.parametrize("nprocs", [None, pytest.param(2, marks=pytest.mark.mpi)])
+def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nprocs):
+    """SIGINT to the process (or to mpirun, which passes it on to the ranks)."""
     log, out, reference = tmp_path / "solves.log", tmp_path / "toy.h5", tmp_path / "reference.h5"
-    args = GEN + ["--n-samples", "30", "delay_s=0.03", f"solve_log={log}"]
+    args = GEN + ["--n-samples", "120" if nprocs else "30", "delay_s=0.03", f"solve_log={log}"]
     assert run_cli(args + ["--out", reference]).returncode == 0
     log.unlink()
-    job = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out)],
-                           cwd=REPO, env={**os.environ, **MPI_ENV}, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    launcher = ["mpirun", "-n", str(nprocs)] if nprocs else []
+    job = subprocess.Popen(launcher + [sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out)],
+                           cwd=REPO, env={**os.environ, **MPI_ENV, "OMPI_MCA_orte_execute_quiet": "1"},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_lines(log, 5)
     job.send_signal(signal.SIGINT)
     stdout, stderr = job.communicate(timeout=60)
