@@ -4,7 +4,9 @@ Before every epoch the guard copies the last good state (network parameters and 
 state, the mini-batch generator). An epoch *diverged* when its mean training loss or the validation
 loss afterwards is NaN or ±inf, or exceeds ``explode_factor`` (default 10³) times the corresponding
 loss J₀ of the network before the run's first epoch (the same loss, so the test is invariant to the
-loss's units; with standardized targets J₀ ≈ 1 and a healthy run stays below it). Then the state is
+loss's units; with standardized targets J₀ ≈ 1 and a healthy run stays below it). J₀ is estimated on
+the first ``REFERENCE_ROWS`` rows of each set, a scale to compare with, at a fraction of an epoch's
+cost. Then the state is
 restored, every learning rate is multiplied by ``lr_factor`` (default 0.1) and the epoch is run
 again; each roll-back is one ``{"event": "divergence", ...}`` record in the run's log. After
 ``max_retries`` (default 3) roll-backs in one run the next divergence raises
@@ -24,6 +26,8 @@ import torch
 from torch import nn
 
 __all__ = ["DivergenceGuard", "TrainingDiverged"]
+
+REFERENCE_ROWS = 1024  # rows of each set on which J₀ is estimated
 
 
 class TrainingDiverged(RuntimeError):
@@ -52,7 +56,8 @@ class DivergenceGuard:
         """Run ``train_epoch`` (returns the mean training loss) until it does not diverge; returns
         (training loss, validation loss — the training loss when there is no validation set)."""
         if self.reference is None:
-            self.reference = (ctx.loss(net), _val_loss(ctx, net, None))
+            self.reference = tuple(None if data is None else ctx.loss(net, tuple(t[:REFERENCE_ROWS] for t in data))
+                                   for data in (ctx.train, ctx.val))
         good = _snapshot(net, opt, ctx.generator)
         while True:
             train_loss = train_epoch()
