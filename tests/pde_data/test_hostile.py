@@ -13,7 +13,7 @@ import pytest
 
 from pde_data import store
 from pde_data.cli import main
-from tests.conftest import MPI_ENV, REPO, TOY_MAIN, file_content, run_cli
+from tests.conftest import REPO, TOY_MAIN, file_content, mpirun, own_lines, run_cli
 from tests.hostile import assert_one_line_error, tree
 
 GEN = ["generate", "toy", "--preset", "smoke"]
@@ -125,7 +125,7 @@ def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_prob
     naming the first run's pid; the first run then publishes a complete file."""
     log, out = tmp_path / "solves.log", tmp_path / "toy.h5"
     args = GEN + ["--n-samples", "40", "delay_s=0.1", f"solve_log={log}", "--out", str(out)]
-    first = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args, cwd=REPO, env={**os.environ, **MPI_ENV},
+    first = subprocess.Popen([sys.executable, "-c", TOY_MAIN] + args, cwd=REPO, env=dict(os.environ),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_lines(log, 3)
@@ -149,16 +149,15 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nproc
     args = GEN + ["--n-samples", "120" if nprocs else "30", "delay_s=0.03", f"solve_log={log}"]
     assert run_cli(args + ["--out", reference]).returncode == 0
     log.unlink()
-    launcher = ["mpirun", "-n", str(nprocs)] if nprocs else []
+    launcher = mpirun(nprocs) if nprocs else []
     job = subprocess.Popen(launcher + [sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out)],
-                           cwd=REPO, env={**os.environ, **MPI_ENV, "OMPI_MCA_orte_execute_quiet": "1"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     _wait_for_lines(log, 5)
     job.send_signal(signal.SIGINT)
     stdout, stderr = job.communicate(timeout=60)
-    assert_one_line_error(job.returncode, stderr.splitlines()[-1] + "\n", out=stdout)
-    assert stderr.splitlines()[-1] == "error: interrupted; run the same command again to resume"
-    assert "Traceback" not in stderr
+    assert job.returncode != 0
+    assert own_lines(stderr) == ["error: interrupted; run the same command again to resume"], stderr
     assert sorted(os.listdir(tmp_path)) == ["reference.h5", "solves.log", "toy.h5.partial"]
     assert run_cli(args + ["--out", out]).returncode == 0
     assert file_content(out) == file_content(reference)
@@ -167,9 +166,9 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nproc
 @pytest.mark.mpi
 def test_bad_seed_under_mpirun_is_one_line_and_leaves_nothing(tmp_path):
     before = tree(tmp_path)
-    result = run_cli(GEN + ["--out", tmp_path / "toy.h5", "--seed", "-1"], nprocs=2,
-                     env={"OMPI_MCA_orte_execute_quiet": "1"})
-    assert_one_line_error(result.returncode, result.stderr, "--seed", result.stdout)
+    result = run_cli(GEN + ["--out", tmp_path / "toy.h5", "--seed", "-1"], nprocs=2)
+    assert result.returncode != 0
+    assert own_lines(result.stderr) == ["error: --seed must be a non-negative integer, got -1"], result.stderr
     assert tree(tmp_path) == before
 
 
