@@ -201,7 +201,7 @@ def _claim_output(out, partial, ident, overwrite, xdmf_dir, lock):
         raise DatasetError(f"cannot create {out} (no directory {directory})")
     lock.acquire()
     if lock.warning:
-        _stderr_line(lock.warning)
+        _log_line(lock.warning)
     if os.path.exists(out) and not overwrite:
         raise DatasetError(f"{out} exists (use --overwrite to replace it)")
     if xdmf_dir:
