@@ -15,7 +15,7 @@ from pde_data.heat import ForwardModel
 SIZES = {
     "smoke": [("paper size", {"mesh_n": 9}, 100, 3)],
     "full": [("paper size", {"mesh_n": 9}, 2000, 7),
-             ("64x64", {"mesh_n": 64, "n_modes": 64, "n_sensors": 100}, 100, 7)],
+             ("64x64", {"mesh_n": 64, "n_modes": 64, "n_sensors": 100, "prior": "bilaplacian", "sensors": "random"}, 100, 7)],
 }
 
 

@@ -30,11 +30,14 @@ from pde_data.registry import forward_model_class
 DOFS = {"heat": lambda m: m.n_dofs,
         "navier_stokes": lambda m: m.settings["mesh_n"] ** 2,
         "wind": lambda m: m.attributes()["n_dofs"]}
+# the sources' prior and sensors exist only on the 9x9 mesh: finer heat meshes use the BiLaplacian prior
+_HEAT_FINE = {"prior": "bilaplacian", "sensors": "random"}
+
 MESHES = {
-    "smoke": {"heat": [{"mesh_n": 8}, {"mesh_n": 16}],
+    "smoke": {"heat": [{"mesh_n": n, **_HEAT_FINE} for n in (8, 16)],
               "navier_stokes": [{"mesh_n": 8, "grid_n": 8}, {"mesh_n": 16, "grid_n": 8}],
               "wind": [{"mesh_shape": [6, 6, 4]}, {"mesh_shape": [12, 12, 8]}]},
-    "full": {"heat": [{"mesh_n": n} for n in (32, 64, 128)],
+    "full": {"heat": [{"mesh_n": n, **_HEAT_FINE} for n in (32, 64, 128)],
              "navier_stokes": [{"mesh_n": n, "grid_n": 16, "dt": 0.01} for n in (16, 32, 64)],
              "wind": [{"mesh_shape": s} for s in ([10, 10, 4], [20, 20, 8], [40, 40, 16])]},
 }

@@ -470,3 +470,10 @@ def assemble_petsc_matrix(compiled):
     M = dolfinx.fem.petsc.assemble_matrix(compiled)
     M.assemble()
     return M
+
+
+def unit_square_diagonal(comm, n, diagonal="right"):
+    """The unit square split into n x n squares, each cut into 2 triangles along the named diagonal:
+    "right" (from (0,0) to (1,1) in each square: legacy DOLFIN's UnitSquareMesh default) or "left"."""
+    kind = {"right": dolfinx.mesh.DiagonalType.right, "left": dolfinx.mesh.DiagonalType.left}[diagonal]
+    return dolfinx.mesh.create_unit_square(comm, n, n, cell_type=dolfinx.mesh.CellType.triangle, diagonal=kind)

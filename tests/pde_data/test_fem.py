@@ -12,8 +12,10 @@ import ufl
 from mpi4py import MPI
 
 from pde_data import fem
-from pde_data.heat import _dirichlet_boundary
+from pde_data.heat import dirichlet_marker
 from tests.conftest import mpirun
+
+_dirichlet_boundary = dirichlet_marker("top")  # u = 0 on x = 0, x = 1, y = 0
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

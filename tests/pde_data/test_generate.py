@@ -163,7 +163,7 @@ def test_mpi_file_is_identical_to_one_process(tmp_path, nprocs, per_sample):
 
 @pytest.mark.mpi
 def test_mpi_heat_file_is_identical_to_one_process(tmp_path):
-    args = ["generate", "heat", "--preset", "smoke", "--n-samples", "6", "mesh_n=6"]
+    args = ["generate", "heat", "--preset", "smoke", "--n-samples", "6", "mesh_n=6", "prior=bilaplacian", "sensors=random"]
     one = run_cli(args + ["--out", tmp_path / "one.h5"], toy=False)
     assert one.returncode == 0, one.stderr
     two = run_cli(args + ["--out", tmp_path / "two.h5"], nprocs=2, toy=False)

@@ -9,13 +9,17 @@ from common.errors import ConfigError
 from pde_data.heat import ForwardModel, weighted_stiffness_tensor
 
 
+# the BiLaplacian prior, random sensors, RMS-relative noise and the insulated top edge
+BILAPLACIAN = {"prior": "bilaplacian", "sensors": "random", "noise_reference": "rms", "insulated_edge": "top"}
+
+
 def _rng(index, base_seed=11):
     return np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(index,)))
 
 
 @pytest.fixture(scope="module")
 def model():
-    return ForwardModel(ForwardModel.settings("smoke", {"mesh_n": 12, "n_sensors": 15}))
+    return ForwardModel(ForwardModel.settings("smoke", {**BILAPLACIAN, "mesh_n": 12, "n_sensors": 15}))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +131,8 @@ def test_larger_conductivity_means_lower_temperature(model):
     ({"n_sensors": 0}, "n_sensors"), ({"prior_std": 0.0}, "prior_std"),
     ({"prior_correlation_length": "nan"}, "prior_correlation_length"),
     ({"sensor_seed": -1}, "sensor_seed"), ({"mesh_m": 3}, "mesh_m"), ({"mesh_n": "nine"}, "mesh_n"),
+    ({"prior": "kl"}, "prior"), ({"noise_reference": "max"}, "noise_reference"),
+    ({"insulated_edge": "left"}, "insulated_edge"), ({"mesh_n": 10}, "mesh_n"), ({"n_sensors": 12}, "n_sensors"),
 ])
 def test_invalid_settings_are_refused_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -136,9 +142,11 @@ def test_invalid_settings_are_refused_naming_the_key(override, key):
 def test_presets_are_the_sources_sizes():
     paper = ForwardModel.settings("paper", {})
     assert (paper["mesh_n"], paper["n_modes"], paper["n_sensors"], paper["noise_level"],
-            paper["source"], paper["n_samples"]) == (9, 12, 10, 0.05, 20.0, 10000)
+            paper["source"], paper["n_samples"]) == (9, 12, 10, 0.05, 20.0, 10500)
+    assert (paper["prior"], paper["sensors"], paper["noise_reference"], paper["insulated_edge"]) == (
+        "sources", "sources", "std", "right")
     assert ForwardModel.settings("smoke", {})["n_samples"] == 200
-    assert ForwardModel.settings("paper", {"mesh_n": "64", "n_modes": "64"})["mesh_n"] == 64
+    assert ForwardModel.settings("paper", {**BILAPLACIAN, "mesh_n": "64", "n_modes": "64"})["mesh_n"] == 64
 
 
 def test_export_xdmf(model, tmp_path):

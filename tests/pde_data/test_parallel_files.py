@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import file_content, run_cli
 
 CASES = {  # problem -> settings of a tiny dataset
-    "heat": ["--n-samples", "50", "mesh_n=6"],
+    "heat": ["--n-samples", "50", "mesh_n=6", "prior=bilaplacian", "sensors=random"],
     "navier_stokes": ["--n-samples", "7", "mesh_n=8", "grid_n=4"],
     "wind": ["--n-samples", "7", "mesh_shape=[6,6,4]", "grid_shape=[4,4,2]"],
 }
