@@ -1,4 +1,4 @@
-"""`python -m pde_data generate|info`: the command line of docs/design.md.
+"""`python -m pde_data generate|import-heat-sources|info`: the command line of docs/design.md.
 
 Every UserError becomes one line `error: ...` on stderr (rank 0 only under MPI) and exit status 2
 (1 for `info`, as docs/design.md states). Ctrl-C (SIGINT) or SIGTERM ends a run with one line saying
@@ -33,6 +33,14 @@ def build_parser():
                      help="MPI processes solving one sample together (default 1)")
     gen.add_argument("--xdmf", metavar="DIR", help="also write the first samples' fields as XDMF")
     gen.add_argument("--xdmf-count", type=int, default=4, help="samples exported with --xdmf (default 4)")
+    imp = commands.add_parser("import-heat-sources", help="the sources' own heat samples as a dataset file",
+                              usage="python -m pde_data import-heat-sources --out FILE [--overwrite] "
+                                    "[--pool-noise stored|regenerated] [--seed S]")
+    imp.add_argument("--out", required=True, help="output HDF5 file")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    imp.add_argument("--pool-noise", default="stored", help="the pool's noisy observations: 'stored' (the CSV) "
+                     "or 'regenerated' (0.05 std(y) N(0, I), as the sources' notebook did before training)")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the regenerated noise (default 0)")
     info = commands.add_parser("info", help="summarize a dataset file")
     info.add_argument("file")
     return parser
@@ -61,6 +69,14 @@ def run(argv):
         from pde_data.store import summary
 
         print(summary(args.file))
+        return
+    if args.command == "import-heat-sources":
+        if extra:
+            raise UserError(f"unrecognized arguments: {' '.join(extra)}")
+        from pde_data.heat_import import import_sources
+
+        n = import_sources(args.out, args.overwrite, args.pool_noise, args.seed)
+        print(f"wrote {args.out}: {n} samples")
         return
     from pde_data.generate import generate
 
