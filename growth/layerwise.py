@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import nn
 
 from .regularizers import L1, Manifold, PhysicsPenalty, StageSchedule, active_fractions, hard_threshold
@@ -76,6 +77,7 @@ class LayerwiseStrategy(Strategy):
             raise ValueError("a manifold regularizer needs a StageSchedule for its weight γ_l")
         self.l1 = L1(alpha) if alpha else None
         self.manifold, self.schedule, self.physics, self.threshold = manifold, schedule, physics, threshold
+        self._frozen_stage, self._frozen_states = None, None
 
     def check(self, net):
         check_layerwise_activation(net)
@@ -96,10 +98,23 @@ class LayerwiseStrategy(Strategy):
         if self.l1 is not None:
             terms.append(self.l1(net.blocks[-1].parameters()))
         if self.manifold is not None:
-            terms.append(self.gamma(net) * self.manifold(lambda x: net.hidden_states(x.to(inputs.device))[-1]))
+            terms.append(self.gamma(net) * self.manifold(self._feature_map(net, ctx, inputs.device)))
         if self.physics is not None:
             terms.append(self.physics(outputs, (inputs, targets, ctx.rows)))
         return sum(terms) if terms else None
+
+    def _feature_map(self, net, ctx: Context, device):
+        """The manifold set's feature map x ↦ h_T(x). From stage 1 on only the newest block (and the head)
+        trains, so h_{T−1} of the whole manifold set is fixed within the stage: it is computed once per
+        stage and only the newest block is evaluated per step (exact; with a subsampled set, every step
+        evaluates the whole network on its subsample)."""
+        if ctx.stage == 0 or self.manifold.subsample is not None:
+            return lambda x: net.hidden_states(x.to(device))[-1]
+        if self._frozen_stage != ctx.stage:
+            with torch.no_grad():
+                self._frozen_states = net.hidden_states(self.manifold.inputs.to(device))[-2]
+            self._frozen_stage = ctx.stage
+        return lambda x: net.blocks[-1](self._frozen_states)
 
     def end_stage(self, net, ctx: Context) -> dict:
         record = {"gamma": self.gamma(net) if self.schedule is not None else None}

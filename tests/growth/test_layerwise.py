@@ -99,3 +99,23 @@ def test_saturation_stops_on_relative_validation_gain():
     assert stages[-1]["val_loss"] > (1 - 0.5) * min(r["val_loss"] for r in stages[:-1])
     assert len(stages) < 10
 
+
+
+def test_manifold_penalty_with_the_frozen_prefix_cached_is_exact():
+    """From stage 1 on h_{T−1} of the manifold set is computed once per stage: the penalty and its
+    gradient equal those of the full forward pass."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    net = ResidualMLP(3, 2, 6, 2, activation="elu").double()
+    with torch.no_grad():
+        net.blocks[-1].linear.weight.normal_(0, 0.3)
+    x = torch.randn(8, 3, dtype=torch.float64)
+    strategy = LayerwiseStrategy(manifold=Manifold.from_noisy_copies(x, 4, 0.05), schedule=StageSchedule(1.0, 1.0))
+    ctx = SimpleNamespace(stage=1)
+    cached = strategy.penalty(net, x, None, None, ctx)
+    (g_cached,) = torch.autograd.grad(cached, net.blocks[-1].linear.weight)
+    full = strategy.manifold(lambda inputs: net.hidden_states(inputs)[-1])
+    (g_full,) = torch.autograd.grad(full, net.blocks[-1].linear.weight)
+    torch.testing.assert_close(cached, full, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(g_cached, g_full, rtol=1e-12, atol=1e-14)
