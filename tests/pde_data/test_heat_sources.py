@@ -8,7 +8,7 @@ import scipy.stats
 from mpi4py import MPI
 
 from pde_data import fem, heat_sources
-from pde_data.errors import ConfigError, UserError
+from common.errors import ConfigError, UserError
 from pde_data.heat import ForwardModel, noise_scale, weighted_stiffness_tensor
 from pde_data.heat_import import import_sources, regenerate_noise
 from pde_data.store import read
