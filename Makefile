@@ -28,7 +28,7 @@ TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py,$(wildcar
 .DEFAULT_GOAL := figures
 
 setup: .venv/.setup-done
-.venv/.setup-done: scripts/setup_env.sh pyproject.toml
+.venv/.setup-done: scripts/setup_env.sh scripts/apt_packages.sh pyproject.toml
 	bash scripts/setup_env.sh
 	touch $@
 
@@ -88,3 +88,11 @@ bench-smoke: setup
 
 clean:
 	rm -rf data results/runs
+
+# make test and the smoke make figures in a clean debootstrap chroot of another Debian release
+# (root; the chroot is built once, ~10 min, and cached: scripts/debian_chroot.sh)
+.PHONY: test-debian13 test-debian-unstable
+test-debian13:
+	bash scripts/debian_chroot.sh trixie
+test-debian-unstable:
+	bash scripts/debian_chroot.sh sid
