@@ -1,14 +1,15 @@
 """The finite-element toolkit: the ONE module that knows dolfinx's version differences.
 
 Everything else in `pde_data` calls these functions and never touches an API that changed
-between dolfinx 0.5 (Debian 12, tested here) and 0.9/0.10:
+between dolfinx 0.5 (Debian 12), 0.9 (Debian 13) and 0.11 (Debian unstable), all tested:
 
-    0.5                         0.7+ / 0.9 / 0.10
+    0.5                         0.7+ / 0.9 / 0.10 / 0.11
     FunctionSpace(mesh, el)     functionspace(mesh, ("Lagrange", k[, shape]))
     BoundingBoxTree(mesh, d)    bb_tree(mesh, d)
     compute_collisions(t, x)    compute_collisions_points(t, x)
     u.vector                    u.x.petsc_vec
     dofmap.list (AdjacencyList) dofmap.list (2-D numpy array)
+    geometry.dofmap             geometry.dofmaps[0]                             (0.11)
     create_vector(L: form)      create_vector(V: space)                         (0.10)
 
 Linear solves do not use `LinearProblem` (its `petsc_options_prefix` argument changed): a
@@ -53,7 +54,12 @@ def mesh_arrays(mesh):
     gdim = mesh.geometry.dim
     x = mesh.geometry.x[:, :gdim].copy()
     n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
-    return x, _adjacency_array(mesh.geometry.dofmap)[:n_cells].copy()
+    return x, _adjacency_array(_geometry_dofmap(mesh.geometry))[:n_cells].copy()
+
+
+def _geometry_dofmap(geometry):
+    """The geometry's cell -> node map (`dofmap`; `dofmaps[0]` from 0.11, one per cell type)."""
+    return geometry.dofmaps[0] if hasattr(geometry, "dofmaps") else geometry.dofmap
 
 
 # --- function spaces and functions --------------------------------------------------------------
