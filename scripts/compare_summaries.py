@@ -3,12 +3,11 @@
     python3 scripts/compare_summaries.py A.md B.md
 
 Every table cell of the two files is compared, except the `wall_time_s` column (a timing). A cell
-that is a number, or `mean ± std`, agrees when each number agrees to a relative 1e-3 (the tables
+that is a number, or `mean ± std`, agrees when each number agrees to 1e-3 of the mean (the tables
 print 4 significant digits, so a roundoff difference between two stacks may flip the last one);
 any other cell must be equal as text. Prints `same metrics (N numbers)` and exits 0, or one line
 per differing cell and exits 1. Standard library only (runs with any Python 3).
 """
-import math
 import re
 import sys
 
@@ -50,7 +49,8 @@ def agree(a: str, b: str) -> bool:
     x, y = numbers(a), numbers(b)
     if x is None or y is None or len(x) != len(y):
         return a == b
-    return all(math.isclose(p, q, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12) for p, q in zip(x, y))
+    scale = max(abs(x[0]), abs(y[0]))   # a std is judged on its mean's scale
+    return all(abs(p - q) <= RELATIVE_TOLERANCE * scale + 1e-12 for p, q in zip(x, y))
 
 
 def main(argv: list[str]) -> int:
