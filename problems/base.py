@@ -271,18 +271,23 @@ class Problem:
 
 def dataset_split(problem: Problem, dataset, targets: np.ndarray,
                   fit_targets: Callable[[np.ndarray], Standardizer] = lambda rows: Standardizer.identity(),
-                  extras: Optional[dict] = None) -> Data:
+                  extras: Optional[dict] = None, indices: Optional[tuple] = None) -> Data:
     """A :class:`Data` of a PDE dataset: inputs = /observations (noisy), standardized per sensor;
     ``targets`` one row per done sample in physical units, standardized by ``fit_targets(training
-    rows)``; ``extras``: named per-sample arrays (one row per done sample) split with them. The
+    rows)``; ``extras``: named per-sample arrays (one row per done sample) split with them; ``indices``:
+    (train, val, test) rows, else the random split of :func:`split_indices`; inputs as measured where the
+    preset sets ``standardize_inputs`` False. The
     splits' ``index`` are the dataset's rows of done samples; ``info["dataset"]`` is the dataset."""
     x = dataset.rows("observations")
-    counts = split_counts(len(x), tuple(problem.settings["split"]))
-    rows = split_indices(len(x), counts, problem.split_seed)
+    rows = indices
+    if rows is None:
+        rows = split_indices(len(x), split_counts(len(x), tuple(problem.settings["split"])), problem.split_seed)
     used = np.concatenate(rows)
     require_finite(x[used], f"{dataset.arrays.source}: /observations")
     require_finite(targets[used], f"{dataset.arrays.source}: the targets (from /parameters or /latent)")
-    x_scaler, y_scaler = Standardizer.fit(x[rows[0]]), fit_targets(targets[rows[0]])
+    standardize = problem.settings.get("standardize_inputs", True)
+    x_scaler = Standardizer.fit(x[rows[0]]) if standardize else Standardizer.identity()
+    y_scaler = fit_targets(targets[rows[0]])
 
     def part(r: np.ndarray) -> Split:
         return Split(torch.as_tensor(np.ascontiguousarray(x_scaler.forward(x[r])), dtype=problem.dtype),

@@ -24,6 +24,7 @@ from torch import nn
 import growth
 from problems.base import Data, Problem
 from problems.methods.cv import Decisions, cross_validate
+from problems.optimizers import optimizer_factory
 
 __all__ = ["Settings", "Schedule", "Trained", "Method", "adam", "decided", "default_of", "n_epochs"]
 
@@ -44,7 +45,10 @@ class Settings:
     None is full batch; ``patience``, ``min_rel_improvement``: the validation-plateau test;
     ``split``: (n_train, n_val, n_test) where the problem splits by counts; ``dtype``; ``threads``:
     torch CPU threads (None: torch's default); ``cv_folds``: K of the cross-validation protocol
-    (None: decide on the validation set); ``activation``, ``input_activation``: the network's.
+    (None: decide on the validation set); ``activation``, ``input_activation``: the network's;
+    ``optimizer``: "adam" or "adam_restarted" (:mod:`problems.optimizers`); ``init_std``: every weight and
+    bias from N(0, init_std²) (None: PyTorch's defaults); ``standardize_inputs`` and ``split_rows``: read
+    by the problem's loader (:func:`problems.base.dataset_split`, problems.heat.fixed_split).
     """
 
     width: int
@@ -62,6 +66,10 @@ class Settings:
     cv_folds: Optional[int] = None
     activation: str = "td"
     input_activation: Optional[str] = "tanh"
+    optimizer: str = "adam"
+    init_std: Optional[float] = None
+    standardize_inputs: bool = True
+    split_rows: Optional[tuple[int, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,10 @@ class Method:
         cls = growth.PlainMLP if self.plain_network else growth.ResidualMLP
         net = cls(data.x_train.shape[1], data.n_outputs, width or config.width, n_blocks,
                   activation=config.activation, input_activation=config.input_activation)
+        if config.init_std:
+            with torch.no_grad():
+                for parameter in net.parameters():
+                    parameter.normal_(0.0, config.init_std)
         return net.to(data.x_train.dtype)
 
     def strategy(self, problem: Problem, data: Data, config: Settings, seed: int) -> growth.Strategy:
@@ -153,7 +165,8 @@ class Method:
                            loss_fn=problem.loss_fn(), epochs_per_stage=plan.stage_epochs, max_stages=plan.n_stages,
                            max_blocks=config.final_blocks, patience=patience,
                            min_rel_improvement=config.min_rel_improvement, batch_size=config.batch_size,
-                           optimizer=adam(config.lr, config.weight_decay), seed=seed, device=device,
+                           optimizer=optimizer_factory(config.optimizer, config.lr, config.weight_decay),
+                           seed=seed, device=device,
                            progress=False, callback=callback)
 
 
