@@ -146,7 +146,8 @@ def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_prob
 def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nprocs):
     """SIGINT to the process (or to mpirun, which passes it on to the ranks)."""
     log, out, reference = tmp_path / "solves.log", tmp_path / "toy.h5", tmp_path / "reference.h5"
-    args = GEN + ["--n-samples", "120" if nprocs else "30", "delay_s=0.03", f"solve_log={log}"]
+    # long enough (6 s of solves) that the signal always lands mid-run, however loaded the machine
+    args = GEN + ["--n-samples", "200", "delay_s=0.03", f"solve_log={log}"]
     assert run_cli(args + ["--out", reference]).returncode == 0
     log.unlink()
     launcher = mpirun(nprocs) if nprocs else []
@@ -154,6 +155,7 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nproc
                            cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     _wait_for_lines(log, 5)
+    assert job.poll() is None, "the run finished before it could be interrupted"
     job.send_signal(signal.SIGINT)
     stdout, stderr = job.communicate(timeout=60)
     assert job.returncode != 0
