@@ -22,9 +22,16 @@ FIGURES_DIR := $(if $(filter paper,$(SCALE)),results,results/$(SCALE))
 # MNIST: data/mnist, else the team's shared copy, else downloaded into data/mnist (checksums verified)
 MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,$(if $(wildcard ../shared/datasets/mnist/*.gz),../shared/datasets/mnist,data/mnist))
 export MNIST_DIR
-TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py,$(wildcard problems/*.py))
+TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py problems/transfer_figures.py,$(wildcard problems/*.py))
+# transfer pairs (python -m problems transfer-sweep): source = the problem's dataset, target = the same
+# generator with one ordinary setting changed; MNIST: digits 0-4 -> 5-9 (no dataset). Smoke: seed 0 only
+TRANSFER_PDE := wind navier_stokes
+TRANSFER_TARGET_wind := terrain_seed=1
+TRANSFER_TARGET_navier_stokes := viscosity=5e-3 $(if $(filter paper,$(SCALE)),--n-samples 2000)
+TRANSFER_SEEDS := $(if $(filter smoke,$(SCALE)),0,$(SEEDS))
+TRANSFER_RUNS := $(foreach p,$(TRANSFER_PDE) mnist,$(RUNS_DIR)/transfer/$(p)/sweep.done)
 
-.PHONY: setup test test-slow data results estimate figures bench bench-smoke clean
+.PHONY: setup test test-slow data results estimate transfer figures bench bench-smoke clean
 .DEFAULT_GOAL := figures
 
 setup: .venv/.setup-done
@@ -74,10 +81,25 @@ data/mnist/train-images-idx3-ubyte.gz: | setup
 	$(PY) -m problems download-mnist --out data/mnist
 MNIST_MISSING := error: MNIST was skipped (no files in $(MNIST_DIR) and no download): put the four MNIST .gz files there (or set MNIST_DIR), or run `python -m problems download-mnist` where there is network, then `make figures` again
 
+$(DATA_DIR)/transfer/%.h5: pde_data/%.py | setup
+	@mkdir -p $(DATA_DIR)/transfer
+	$(MPIRUN) $(PY) -m pde_data generate $* --preset $(DATA_PRESET) --out $@ --overwrite $(TRANSFER_TARGET_$*)
+
+transfer: setup $(TRANSFER_RUNS)
+
+define TRANSFER_SWEEP
+$(MPIRUN) $(PY) -m problems transfer-sweep $* --preset $(SCALE) --seeds $(or $(SEEDS_transfer_$*),$(TRANSFER_SEEDS)) $(if $(filter mnist,$*),,--source-data $(DATA_DIR)/$*.h5 --target-data $(DATA_DIR)/transfer/$*.h5) --out-root $(RUNS_DIR)/transfer --device $(DEVICE)
+touch $@
+endef
+$(foreach p,$(TRANSFER_PDE),$(RUNS_DIR)/transfer/$(p)/sweep.done): $(RUNS_DIR)/transfer/%/sweep.done: $(DATA_DIR)/%.h5 $(DATA_DIR)/transfer/%.h5 $(TRAIN_CODE) | setup
+	$(TRANSFER_SWEEP)
+$(RUNS_DIR)/transfer/mnist/sweep.done: $(RUNS_DIR)/transfer/%/sweep.done: $(TRAIN_CODE) | setup $(MNIST_DIR)/train-images-idx3-ubyte.gz
+	$(TRANSFER_SWEEP)
+
 figures: setup $(FIGURES_DIR)/summary.md
 	@[ -f $(RUNS_DIR)/mnist/sweep.done ] || { echo '$(MNIST_MISSING)' >&2; exit 1; }
 
-$(FIGURES_DIR)/summary.md: $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done) problems/figures.py
+$(FIGURES_DIR)/summary.md: $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done) $(TRANSFER_RUNS) problems/figures.py problems/transfer_figures.py
 	$(PY) -m problems figures --preset $(SCALE) --runs $(RUNS_DIR) --out $(FIGURES_DIR)
 
 bench: setup

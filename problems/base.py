@@ -264,6 +264,12 @@ class Problem:
         fp, ft = self.fields(pred, data), self.fields(true, data)
         return np.linalg.norm(fp - ft, axis=1) / np.linalg.norm(ft, axis=1)
 
+    def transfer_task(self, data: Data, role: str) -> Data:
+        """The data of one side (``role``: "source" or "target") of a transfer pair
+        (:mod:`problems.transfer`); by default the loaded dataset itself, the two sides being two
+        datasets. ``info["classes"]`` names the classes of a classification task."""
+        return data
+
     def draw_field(self, ax, values: np.ndarray, data: Data, **kw):
         """Draw one field (physical units) on a matplotlib axes; returns the mappable."""
         raise NotImplementedError(f"{self.name} has no field to draw")

@@ -1,4 +1,4 @@
-"""`python -m problems run|sweep|figures|download-mnist`: the command line of docs/design.md.
+"""`python -m problems run|sweep|estimate|figures|transfer|transfer-sweep|download-mnist`: the command line of docs/design.md.
 
 A mistake a user can make (bad flag, unknown problem/method/preset, missing or foreign dataset,
 existing output without --overwrite) prints one line ``error: ...`` on stderr and exits with
@@ -14,7 +14,7 @@ from common.cli import ArgumentParser, report, subcommands
 from common.errors import UserError
 from common.logs import setup as setup_logging
 from problems.methods import METHODS
-from problems.registry import PROBLEMS
+from problems.registry import PROBLEMS, problem_class
 
 
 def _add_sweep_selection(parser):
@@ -49,9 +49,55 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--preset", required=True)
     figures.add_argument("--runs", help="runs root (default results/runs/PRESET)")
     figures.add_argument("--out", help="output directory (default results for paper, results/PRESET otherwise)")
+    _transfer_parsers(commands)
     download = commands.add_parser("download-mnist", help="fetch the MNIST files (sha256-checked)")
     download.add_argument("--out", default="data/mnist", help="directory (default data/mnist)")
     return parser
+
+
+def _transfer_parsers(commands) -> None:
+    from problems.transfer import TRANSFER_METHODS
+
+    transfer = commands.add_parser("transfer", help="adapt a source-trained network to N target samples")
+    transfer.add_argument("problem", help=", ".join(PROBLEMS))
+    transfer.add_argument("--source-data", help="HDF5 dataset the source network is trained on (PDE problems)")
+    transfer.add_argument("--target-data", help="HDF5 dataset of the new site or regime (PDE problems)")
+    transfer.add_argument("--method", required=True, help=", ".join(TRANSFER_METHODS))
+    transfer.add_argument("--n-target", type=int, required=True, help="labelled target samples (train + validation)")
+    transfer.add_argument("--seed", type=int, default=0)
+    transfer.add_argument("--preset", default="smoke", help="smoke or paper")
+    transfer.add_argument("--out", required=True, help="run directory")
+    transfer.add_argument("--source-network", help="adapt this saved network (e.g. a run's network.pt) instead of "
+                          "training one on --source-data")
+    transfer.add_argument("--cache", help="source-network cache (default OUT/../source/seed_S)")
+    transfer.add_argument("--insertions", type=int, help="random: insert exactly this many blocks")
+    transfer.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    transfer.add_argument("--overwrite", action="store_true")
+    tsweep = commands.add_parser("transfer-sweep", help="seeds x target sizes x transfer methods; resumable")
+    tsweep.add_argument("problem", help=", ".join(PROBLEMS))
+    tsweep.add_argument("--source-data")
+    tsweep.add_argument("--target-data")
+    tsweep.add_argument("--preset", required=True)
+    tsweep.add_argument("--seeds", type=int, nargs="+", default=[0])
+    tsweep.add_argument("--sizes", type=int, nargs="+", help="target sizes N (default: the preset's)")
+    tsweep.add_argument("--methods", nargs="+", default=list(TRANSFER_METHODS))
+    tsweep.add_argument("--out-root", required=True, help="runs go to OUT_ROOT/PROBLEM/METHOD/n_N/seed_S")
+    tsweep.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
+def _transfer(args, argv) -> int:
+    from problems import transfer
+
+    if args.command == "transfer":
+        metrics = transfer.run_transfer(args.problem, args.method, args.n_target, args.seed, args.preset,
+                                        args.source_data, args.target_data, args.out, args.cache, args.insertions,
+                                        args.device, args.overwrite, argv=["python", "-m", "problems", *argv],
+                                        source_network_path=args.source_network)
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        return 0
+    sizes = args.sizes or list(transfer.transfer_settings(problem_class(args.problem)(args.preset)).sizes)
+    return transfer.transfer_sweep(args.problem, args.preset, args.seeds, sizes, args.methods, args.source_data,
+                                   args.target_data, args.out_root, args.device)
 
 
 def main(argv=None) -> int:
@@ -74,6 +120,8 @@ def main(argv=None) -> int:
             from problems.estimate import estimate
 
             estimate(args.preset, args.problems, args.methods, args.seeds, args.data_dir, args.ranks, args.device)
+        elif args.command in ("transfer", "transfer-sweep"):
+            return _transfer(args, argv)
         elif args.command == "download-mnist":
             from problems.mnist import download
 

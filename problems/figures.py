@@ -103,7 +103,7 @@ def figures(preset: str, runs=None, out=None) -> int:
     root = Path(runs or f"results/runs/{preset}")
     out = Path(out or ("results" if preset == "paper" else f"results/{preset}"))
     found, corrupt = _runs(root)
-    if not found:
+    if not found and not (root / "transfer").is_dir():
         raise UserError(f"no finished runs under {root} (run `make results SCALE={preset}` first)")
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,9 @@ def figures(preset: str, runs=None, out=None) -> int:
         _loss_curves(plt, problem, methods, fig_dir)
         for kind in problem.figures:
             EXTRA_FIGURES[kind](plt, problem, methods, fig_dir)
-    (out / "summary.md").write_text(_summary(preset, root, found))
+    from problems.transfer_figures import transfer_section
+
+    (out / "summary.md").write_text(_summary(preset, root, found) + transfer_section(plt, root / "transfer", fig_dir))
     print(f"wrote {fig_dir} and {out / 'summary.md'}")
     return corrupt
 

@@ -22,6 +22,7 @@ insertion): over all 55,000 images, forming Q_l costs 2·S·n³ ≈ 1.4·10¹³ 
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -135,6 +136,22 @@ class MnistProblem(Problem):
     presets["full"] = {**presets["paper"], "epochs": 60,
                        "methods": {**presets["paper"]["methods"],
                                    "layerwise_srl": {**presets["paper"]["methods"]["layerwise_srl"], "epochs": 90}}}
+
+    # transfer pair (problems.transfer): digits 0–4 -> 5–9, each task's labels counted from 0
+    transfer_digits = {"source": (0, 1, 2, 3, 4), "target": (5, 6, 7, 8, 9)}
+    transfer_presets = {"paper": {"width": 128, "source_epochs": 5}}
+
+    def transfer_task(self, data: Data, role: str) -> Data:
+        """The images of the role's digits (:data:`transfer_digits`), labels shifted to 0..4."""
+        digits = self.transfer_digits[role]
+
+        def keep(split: Split) -> Split:
+            part = split.take(np.flatnonzero(np.isin(split.extras["labels"], digits)))
+            return Split(part.inputs, part.targets - digits[0], part.index,
+                         {**part.extras, "labels": part.extras["labels"] - digits[0]})
+
+        return dataclasses.replace(data, train=keep(data.train), val=keep(data.val), test=keep(data.test),
+                                   n_classes=len(digits), info={**data.info, "classes": list(digits)})
 
     def load(self, path=None) -> Data:
         arrays = load_arrays(data_dir() if path is None else Path(path), self.checksums)

@@ -49,6 +49,10 @@ class NavierStokesProblem(Problem):
     # the sources' size: all 5,000 samples; growth stages end on the validation plateau (patience 2)
     presets["full"] = {**presets["paper"], "split": (4000, 500, 500), "epochs": 300}
 
+    # transfer (problems.transfer): width 128 at paper scale, where the eigen-solves of the 256 blocks
+    # of width 256 at every location (256⁴ flop each) would cost more than the few-sample training
+    transfer_presets = {"paper": {"width": 128}}
+
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)
         data = dataset_split(self, dataset, dataset.rows("parameters"),
