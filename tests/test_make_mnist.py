@@ -18,6 +18,11 @@ def test_make_figures_without_mnist_draws_the_rest_and_fails_at_the_end(tmp_path
     for problem in ("heat", "navier_stokes", "wind", "boston"):
         (runs / problem).mkdir(parents=True, exist_ok=True)
         (runs / problem / "sweep.done").write_text("")
+    for problem in ("navier_stokes", "wind"):  # the PDE transfer pairs, stood in for likewise
+        (data / "transfer").mkdir(exist_ok=True)
+        (data / "transfer" / f"{problem}.h5").write_bytes(b"")
+        (runs / "transfer" / problem).mkdir(parents=True)
+        (runs / "transfer" / problem / "sweep.done").write_text("")
     offline = {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
     result = subprocess.run(
         ["make", "-o", ".venv/.setup-done", "figures", f"RUNS_DIR={runs}", f"DATA_DIR={data}",
@@ -30,4 +35,5 @@ def test_make_figures_without_mnist_draws_the_rest_and_fails_at_the_end(tmp_path
     assert "Traceback" not in result.stderr
     assert (tmp_path / "figures" / "summary.md").is_file()
     assert not (runs / "mnist" / "sweep.done").exists()
+    assert "mnist transfer: skipped" in result.stderr and not (runs / "transfer" / "mnist" / "sweep.done").exists()
     assert json.loads((runs / "boston" / "baseline" / "seed_0" / "metrics.json").read_text())["test_mse"] == 20.0
