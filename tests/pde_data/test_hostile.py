@@ -177,6 +177,7 @@ def test_bad_seed_under_mpirun_is_one_line_and_leaves_nothing(tmp_path):
 def test_form_compilation_keeps_the_console_to_progress_lines(tmp_path):
     """A fresh form cache makes FFCx compile; its compiler INFO lines must not reach the console."""
     result = run_cli(["generate", "heat", "--preset", "smoke", "--n-samples", "1", "mesh_n=2", "n_modes=2",
+                      "prior=bilaplacian", "sensors=random",
                       "--out", tmp_path / "h.h5"], toy=False, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path / "cache"), "the forms were not compiled afresh"
