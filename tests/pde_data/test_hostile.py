@@ -142,6 +142,12 @@ def test_second_writer_is_refused_even_with_overwrite(tmp_path, capsys, toy_prob
     assert sorted(os.listdir(tmp_path)) == ["solves.log", "toy.h5"]
 
 
+def _default_sigint():
+    """A shell starts background jobs with SIGINT ignored and children inherit that; a user's
+    terminal delivers Ctrl-C to a process with the default disposition, so the test restores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("nprocs", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nprocs):
     """SIGINT to the process (or to mpirun, which passes it on to the ranks)."""
@@ -153,7 +159,7 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path, nproc
     launcher = mpirun(nprocs) if nprocs else []
     job = subprocess.Popen(launcher + [sys.executable, "-c", TOY_MAIN] + args + ["--out", str(out)],
                            cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     _wait_for_lines(log, 5)
     assert job.poll() is None, "the run finished before it could be interrupted"
     job.send_signal(signal.SIGINT)
