@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from common import mpi_rank
 from common.cli import ArgumentParser, report, subcommands
 from common.errors import UserError
 from common.logs import setup as setup_logging
@@ -78,6 +79,8 @@ def run(argv):
         n = import_sources(args.out, args.overwrite, args.pool_noise, args.seed)
         print(f"wrote {args.out}: {n} samples")
         return
+    if mpi_rank.rank_size()[1] > 1:  # Debian's h5py loads its MPI build only when told; srun tells it nothing
+        os.environ.setdefault("H5PY_ALWAYS_USE_MPI", "1")
     from pde_data.generate import generate
 
     generate(args.problem, args.preset, args.out, overrides=parse_overrides(extra),
@@ -93,11 +96,11 @@ def main(argv=None):
         with _sigterm_as_interrupt():
             run(argv)
     except UserError as error:
-        if _mpi_rank() == 0:
+        if mpi_rank.rank() == 0:
             report(error)
         return 1 if argv[:1] == ["info"] else 2
     except KeyboardInterrupt:
-        if _mpi_rank() == 0:
+        if mpi_rank.rank() == 0:
             report("interrupted; run the same command again to resume")
         return 130
     return 0
@@ -115,8 +118,3 @@ def _sigterm_as_interrupt():
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def _mpi_rank():
-    """This process's rank from the launcher's environment (no MPI initialization needed)."""
-    return int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))

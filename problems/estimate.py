@@ -10,11 +10,11 @@ loading, growth selection and evaluation (a few per cent, measured on the paper 
 """
 from __future__ import annotations
 
-import os
 import time
 
 import torch
 
+from common import mpi_rank
 from problems.methods import check_method, config_for, method
 from problems.registry import problem_class
 
@@ -54,7 +54,7 @@ def estimate(preset: str, problems, methods, seeds, data_dir=None, ranks: int = 
     for name in methods:
         check_method(name)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // ranks))
+    torch.set_num_threads(mpi_rank.cpus_per_process(ranks))  # what each of the sweep's ranks gets
     total = 0.0
     try:
         for name in problems:

@@ -2,7 +2,8 @@
 
 Runs are listed in a fixed order (problem, method, seed); under ``mpirun -n K`` the process of rank
 r takes the runs whose position i satisfies i mod K = r (no communication: the rank and size come
-from the launcher's environment), and uses (cores allotted to the process) / K threads. A run whose
+from the launcher, :mod:`common.mpi_rank`, also under ``srun``), and uses the cores allotted to one
+process as PyTorch threads (``--cpus-per-task`` under SLURM, else its cores / K). A run whose
 directory already holds a ``metrics.json`` made with the same configuration (settings and dataset
 identity) is skipped, so an interrupted sweep continues where it stopped and a changed dataset or
 setting redoes exactly the runs it affects. One failing run is reported in one line (a crash's
@@ -12,7 +13,6 @@ run failed.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 import traceback
@@ -20,18 +20,13 @@ from pathlib import Path
 
 import torch
 
+from common import mpi_rank
 from common.errors import UserError
 from problems.methods import check_method
 from problems.registry import problem_class
 from problems.run import is_done, run, run_config
 
 logger = logging.getLogger(__name__)
-
-
-def _rank_size() -> tuple[int, int]:
-    env = os.environ
-    rank = int(env.get("OMPI_COMM_WORLD_RANK", env.get("PMI_RANK", "0")))
-    return rank, int(env.get("OMPI_COMM_WORLD_SIZE", env.get("PMI_SIZE", "1")))
 
 
 def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, device: str = "cpu") -> int:
@@ -41,8 +36,8 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
         check_method(name)
     data_dir = Path(data_dir or f"data/{preset}")
     root = Path(out_root or f"results/runs/{preset}")
-    rank, size = _rank_size()
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // size))  # cores allotted, not the node's
+    rank, size = mpi_rank.rank_size()
+    torch.set_num_threads(mpi_rank.cpus_per_process())  # cores allotted, not the node's
     jobs = [(p, m, s) for p in problems for m in methods for s in seeds]
     failed = 0
     for i, (problem, method, seed) in enumerate(jobs):

@@ -63,6 +63,7 @@ import torch
 
 import growth
 from growth.topological import check_td_activation
+from common import mpi_rank
 from common.errors import UserError
 from growth.trainer import Context, Strategy
 from growth.transfer import FrozenBase, add_low_rank_adapters, freeze_base
@@ -444,12 +445,10 @@ def transfer_sweep(problem_name: str, preset: str, seeds, sizes, methods, source
     ``OUT_ROOT/PROBLEM/source``), resumable like ``sweep``; under ``mpirun -n K`` each process takes
     every K-th (seed, N) group, whose runs go in the order of :data:`TRANSFER_METHODS` so that random
     insertion finds the topological run's count of inserted blocks. Returns 1 if any run failed."""
-    from problems.sweep import _rank_size
-
     for method in methods:
         transfer_config(problem_name, method, max(4, min(sizes)), seeds[0], preset, source, target)  # checks
     root = Path(out_root) / problem_name
-    rank, size = _rank_size()
+    rank, size = mpi_rank.rank_size()
     groups = [(seed, n) for n in sorted(sizes) for seed in seeds]  # every seed of a size before the next size
     ordered = [m for m in TRANSFER_METHODS if m in methods]
     failed = 0
