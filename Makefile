@@ -22,7 +22,7 @@ FIGURES_DIR := $(if $(filter paper,$(SCALE)),results,results/$(SCALE))
 # MNIST: data/mnist, else the team's shared copy, else downloaded into data/mnist (checksums verified)
 MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,$(if $(wildcard ../shared/datasets/mnist/*.gz),../shared/datasets/mnist,data/mnist))
 export MNIST_DIR
-TRAIN_CODE := $(wildcard growth/*.py) $(filter-out problems/figures.py problems/transfer_figures.py,$(wildcard problems/*.py))
+TRAIN_CODE := $(wildcard growth/*.py problems/methods/*.py) $(filter-out problems/figures.py problems/transfer_figures.py,$(wildcard problems/*.py))
 # transfer pairs (python -m problems transfer-sweep): source = the problem's dataset, target = the same
 # generator with one ordinary setting changed; MNIST: digits 0-4 -> 5-9 (no dataset). Smoke: seed 0 only
 TRANSFER_PDE := wind navier_stokes

@@ -45,18 +45,25 @@ PAPER_BUDGET = (
     "training (MNIST accuracies, SRL gains) therefore fall short of the published ones.")
 
 
+def read_each(paths, read) -> tuple[list, int]:
+    """``[read(path) for path in paths]`` without the runs that do not parse: each of those is
+    reported in one line on stderr and counted; returns (what was read, the count left out)."""
+    readable, corrupt = [], 0
+    for path in paths:
+        try:
+            readable.append(read(path))
+        except (UserError, OSError, ValueError, KeyError, TypeError) as error:
+            corrupt += 1
+            print(f"error: {path.parent} left out: {error}", file=sys.stderr, flush=True)
+    return readable, corrupt
+
+
 def _runs(root: Path) -> tuple[dict, int]:
     """({problem: {method: [run dict]}} of every readable finished run under ``root``, the number of
     corrupt runs left out, each reported in one line on stderr)."""
+    runs, corrupt = read_each(sorted(root.glob("*/*/seed_*/metrics.json")), lambda m: _read_run(m.parent))
     found: dict = {}
-    corrupt = 0
-    for metrics in sorted(root.glob("*/*/seed_*/metrics.json")):
-        try:
-            run = _read_run(metrics.parent)
-        except (UserError, OSError, ValueError, KeyError, TypeError) as error:
-            corrupt += 1
-            print(f"error: {metrics.parent} left out: {error}", file=sys.stderr, flush=True)
-            continue
+    for run in runs:
         found.setdefault(run["config"]["problem"], {}).setdefault(run["config"]["method"], []).append(run)
     return found, corrupt
 
@@ -117,9 +124,10 @@ def figures(preset: str, runs=None, out=None) -> int:
             EXTRA_FIGURES[kind](plt, problem, methods, fig_dir)
     from problems.transfer_figures import transfer_section
 
-    (out / "summary.md").write_text(_summary(preset, root, found) + transfer_section(plt, root / "transfer", fig_dir))
+    transfer, transfer_corrupt = transfer_section(plt, root / "transfer", fig_dir)
+    (out / "summary.md").write_text(_summary(preset, root, found) + transfer)
     print(f"wrote {fig_dir} and {out / 'summary.md'}")
-    return corrupt
+    return corrupt + transfer_corrupt
 
 
 def _ordered(methods: dict):

@@ -79,27 +79,39 @@ def load_arrays(directory: Path, checksums: dict = SHA256) -> dict:
 
 
 def download(directory: Path | str = "data/mnist", mirror: str = MIRROR) -> Path:
-    """Fetch the four files into ``directory`` (kept only if the sha256 matches); returns it."""
+    """Fetch the four files into ``directory`` (kept only if the sha256 matches); returns it. A
+    failed download leaves no directory behind that it created."""
     directory = Path(directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    for name, expected in SHA256.items():
-        target = directory / name
-        if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
-            continue
-        partial = target.with_suffix(".partial")
-        try:
-            with urllib.request.urlopen(mirror + name, timeout=60) as response, partial.open("wb") as f:
-                shutil.copyfileobj(response, f)
-        except OSError as error:  # URLError, timeouts, refused connections
-            partial.unlink(missing_ok=True)
-            raise UserError(f"mnist: cannot download {name} from {mirror} ({getattr(error, 'reason', error)}); "
-                            f"put the four files in {directory} or set MNIST_DIR") from None
-        digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-        if digest != expected:
-            partial.unlink()
-            raise UserError(f"mnist: downloaded {name} has sha256 {digest}, expected {expected}")
-        partial.replace(target)
+    try:
+        for name, expected in SHA256.items():
+            _fetch(mirror, name, directory / name, expected)
+    except UserError:
+        if created and not any(directory.iterdir()):
+            directory.rmdir()
+        raise
     return directory
+
+
+def _fetch(mirror: str, name: str, target: Path, expected: str) -> None:
+    """``mirror + name`` into ``target`` unless it is there with sha256 ``expected``; via a
+    ``.partial`` file renamed only once its checksum matches."""
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
+        return
+    partial = target.with_suffix(".partial")
+    try:
+        with urllib.request.urlopen(mirror + name, timeout=60) as response, partial.open("wb") as f:
+            shutil.copyfileobj(response, f)
+    except OSError as error:  # URLError, timeouts, refused connections
+        partial.unlink(missing_ok=True)
+        raise UserError(f"mnist: cannot download {name} from {mirror} ({getattr(error, 'reason', error)}); "
+                        f"put the four files in {target.parent} or set MNIST_DIR") from None
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    if digest != expected:
+        partial.unlink()
+        raise UserError(f"mnist: downloaded {name} has sha256 {digest}, expected {expected}")
+    partial.replace(target)
 
 
 _LAYERWISE = {"activation": "elu", "input_activation": None, "alpha": 1e-4, "manifold": "labels",

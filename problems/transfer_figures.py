@@ -15,19 +15,31 @@ from pathlib import Path
 
 import numpy as np
 
+from problems.run import read_metrics
 from problems.transfer import TRANSFER_METHODS
 
 
-def collect(root: Path) -> dict:
-    """{problem: {method: {N: [metrics of each seed, with its config under "config"]}}} of every
-    finished transfer run under ``root``."""
+def collect(root: Path) -> tuple[dict, int]:
+    """({problem: {method: {N: [metrics of each seed, with its config under "config"]}}} of every
+    readable finished transfer run under ``root``, the number of corrupt runs left out (each
+    reported in one line on stderr)."""
+    from problems.figures import read_each
+
+    runs, corrupt = read_each(sorted(Path(root).glob("*/*/n_*/seed_*/metrics.json")), _read_run)
     found: dict = {}
-    for path in sorted(Path(root).glob("*/*/n_*/seed_*/metrics.json")):
-        config = json.loads((path.parent / "config.json").read_text())
+    for run in runs:
+        config = run["config"]
         by_n = found.setdefault(config["problem"], {}).setdefault(config["method"], {})
-        by_n.setdefault(config["n_target"], []).append({**json.loads(path.read_text()), "seed": config["seed"],
-                                                        "config": config})
-    return found
+        by_n.setdefault(config["n_target"], []).append(run)
+    return found, corrupt
+
+
+def _read_run(metrics: Path) -> dict:
+    """A finished transfer run's metrics with its seed and config, each checked to parse."""
+    config = json.loads((metrics.parent / "config.json").read_text())
+    if not isinstance(config, dict) or not {"problem", "method", "n_target", "seed"} <= set(config):
+        raise ValueError(f"{metrics.parent / 'config.json'} names no problem, method, n_target and seed")
+    return {**read_metrics(metrics), "seed": config["seed"], "config": config}
 
 
 def setup_line(config: dict) -> str:
@@ -126,16 +138,17 @@ def transfer_summary(problem: str, methods: dict) -> list[str]:
     return lines + [""]
 
 
-def transfer_section(plt, root: Path, fig_dir: Path) -> str:
-    """Draw every problem's transfer figure; return its summary section ("" without transfer runs)."""
-    found = collect(root)
+def transfer_section(plt, root: Path, fig_dir: Path) -> tuple[str, int]:
+    """Draw every problem's transfer figure; return its summary section ("" without transfer runs)
+    and the number of corrupt runs left out."""
+    found, corrupt = collect(root)
     lines = []
     for problem, methods in found.items():
         draw(plt, problem, methods, fig_dir)
         lines += transfer_summary(problem, methods)
     if not lines:
-        return ""
+        return "", corrupt
     intro = ["## Transfer to a new site or regime", "",
              f"Runs under `{root}` (`python -m problems transfer-sweep`); every method trains for the same number "
              "of epochs on the N target samples; errors in the problem's metric on the target test set.", ""]
-    return "\n".join(intro + lines) + "\n"
+    return "\n".join(intro + lines) + "\n", corrupt

@@ -163,3 +163,28 @@ def test_failed_rows_that_a_run_leaves_out_are_counted(heat_copy, capsys):
         f["status"][[3, 9]] = store.FAILED
     _note_failed_rows(heat_copy, HeatProblem("smoke"))
     assert capsys.readouterr().err == f"note: {heat_copy}: 2 rows whose solve failed (status 2) are left out\n"
+
+
+def _finished_transfer_run(root, seed, method="head", n_target=10):
+    """A transfer run directory as `transfer` writes it (the files figures read)."""
+    d = root / "transfer" / "wind" / method / f"n_{n_target}" / f"seed_{seed}"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"problem": "wind", "method": method, "n_target": n_target,
+                                              "seed": seed, "preset": "smoke", "settings": {"epochs": 1}}))
+    (d / "metrics.json").write_text(json.dumps({"test_rel_l2": 0.25 + seed / 10, "pretrained_test_rel_l2": 0.5,
+                                               "n_trainable": 10, "n_inserted": 0}))
+    return d
+
+
+def test_figures_reports_a_corrupt_transfer_run_and_draws_the_rest(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    _finished_run(runs)
+    for seed in (0, 1):
+        _finished_transfer_run(runs, seed)
+    (_finished_transfer_run(runs, 2) / "config.json").write_text('{"problem": "wind"')
+    code = main(["figures", "--preset", "smoke", "--runs", str(runs), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert code != 0 and len(errors) == 1 and "seed_2 left out" in errors[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert "0.3" in (tmp_path / "out" / "summary.md").read_text().split("### wind: transfer")[1]  # mean of seeds 0, 1

@@ -64,12 +64,15 @@ def test_every_method_trains(loaded):
         assert sum(r["event"] == "epoch" for r in records) <= problem.settings["epochs"], method
 
 
-def test_mnist_download_failure_is_one_user_error_and_leaves_no_partial_file(tmp_path):
+def test_mnist_download_failure_is_one_user_error_and_leaves_nothing_behind(tmp_path):
     from common.errors import UserError
 
     with pytest.raises(UserError, match="cannot download train-images"):
         mnist.download(tmp_path, mirror="http://127.0.0.1:9/")  # the discard port: refused at once
-    assert not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir())  # no partial file in an existing directory ...
+    with pytest.raises(UserError, match="cannot download train-images"):
+        mnist.download(tmp_path / "data" / "mnist", mirror="http://127.0.0.1:9/")
+    assert list(tmp_path.iterdir()) == [tmp_path / "data"]  # ... and no empty directory it created
 
 
 def test_cross_validation_resplits_every_per_sample_array(tiny_mnist):
