@@ -29,7 +29,6 @@ class; this module names no problem.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,25 +36,12 @@ import numpy as np
 from common.errors import UserError
 from problems.methods import METHODS
 from problems.registry import PROBLEMS, problem_class
-from problems.run import read_metrics
+from problems.run import read_each, read_metrics
 
 PAPER_BUDGET = (
     "The paper preset is cut to run in under an hour on 2 CPU cores: each problem's `Run:` line lists "
     "what was run, and its notes say how that differs from the sources. Numbers that depend on long "
     "training (MNIST accuracies, SRL gains) therefore fall short of the published ones.")
-
-
-def read_each(paths, read) -> tuple[list, int]:
-    """``[read(path) for path in paths]`` without the runs that do not parse: each of those is
-    reported in one line on stderr and counted; returns (what was read, the count left out)."""
-    readable, corrupt = [], 0
-    for path in paths:
-        try:
-            readable.append(read(path))
-        except (UserError, OSError, ValueError, KeyError, TypeError) as error:
-            corrupt += 1
-            print(f"error: {path.parent} left out: {error}", file=sys.stderr, flush=True)
-    return readable, corrupt
 
 
 def _runs(root: Path) -> tuple[dict, int]:

@@ -85,6 +85,19 @@ def _finished_dataset(path: str) -> dict:
     return attrs
 
 
+def read_each(paths, read) -> tuple[list, int]:
+    """``[read(path) for path in paths]`` without the runs that do not parse: each of those is
+    reported in one line on stderr and counted; returns (what was read, the count left out)."""
+    readable, corrupt = [], 0
+    for path in paths:
+        try:
+            readable.append(read(path))
+        except (UserError, OSError, ValueError, KeyError, TypeError) as error:
+            corrupt += 1
+            print(f"error: {path.parent} left out: {error}", file=sys.stderr, flush=True)
+    return readable, corrupt
+
+
 def read_metrics(path: Path) -> dict:
     """The metrics of a finished run; UserError (one line) for a missing, truncated, empty or
     non-finite ``metrics.json``."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from problems.run import read_metrics
+from problems.run import read_each, read_metrics
 from problems.transfer import TRANSFER_METHODS
 
 
@@ -23,8 +23,6 @@ def collect(root: Path) -> tuple[dict, int]:
     """({problem: {method: {N: [metrics of each seed, with its config under "config"]}}} of every
     readable finished transfer run under ``root``, the number of corrupt runs left out (each
     reported in one line on stderr)."""
-    from problems.figures import read_each
-
     runs, corrupt = read_each(sorted(Path(root).glob("*/*/n_*/seed_*/metrics.json")), _read_run)
     found: dict = {}
     for run in runs:
