@@ -1,6 +1,8 @@
 # Growing neural networks for PDE inverse problems.
 #   make figures            smoke-scale pipeline: data -> results -> figures (the main command)
 #   make test               the test suite (fast tests; `make test-slow` runs everything)
+#   make heat-paper         heat as the sources ran it: paper-preset sweep (HEAT_SEEDS) on generated
+#                           data and layerwise on their imported samples (make import-heat-sources)
 # Options: SCALE=smoke|paper|full  NP=<MPI processes>  SEEDS="0 1 2"  DEVICE=cpu|cuda
 #          (full: the paper datasets, no budget cuts, every seed; prints its projected time first)
 #          SEEDS_<problem>="0" METHODS_<problem>="baseline ..."  (one problem's seeds / methods; default
@@ -105,6 +107,25 @@ figures: setup $(FIGURES_DIR)/summary.md
 
 $(FIGURES_DIR)/summary.md: $(foreach p,$(PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done) $(TRANSFER_RUNS) problems/figures.py problems/transfer_figures.py
 	$(PY) -m problems figures --preset $(SCALE) --runs $(RUNS_DIR) --out $(FIGURES_DIR)
+
+# heat as the sources ran it (issue 15): their own samples imported (pool noise drawn again as their
+# notebook did), and the paper preset's published methods on generated data (HEAT_SEEDS) plus layerwise
+# on the imported samples (runs under results/runs/paper/sources, read by the heat report); then
+# `make figures SCALE=paper` draws them (problems/heat_report.py)
+HEAT_SOURCES := data/sources/heat.h5
+HEAT_SEEDS ?= 0 1 2 3 4 5 6 7 8 9
+HEAT_METHODS ?= topological random forward_thinking baseline layerwise
+.PHONY: import-heat-sources heat-paper
+import-heat-sources: $(HEAT_SOURCES)
+$(HEAT_SOURCES): pde_data/heat_import.py pde_data/heat_sources.py | setup
+	@mkdir -p $(dir $@)
+	$(PY) -m pde_data import-heat-sources --out $@ --overwrite --pool-noise regenerated
+data/paper/heat.h5: pde_data/heat.py | setup
+	@mkdir -p $(dir $@)
+	$(MPIRUN) $(PY) -m pde_data generate heat --preset paper --out $@ --overwrite
+heat-paper: setup data/paper/heat.h5 $(HEAT_SOURCES)
+	$(MPIRUN) $(PY) -m problems sweep --preset paper --problems heat --seeds $(HEAT_SEEDS) --methods $(HEAT_METHODS) --data-dir data/paper --out-root results/runs/paper --device $(DEVICE)
+	$(MPIRUN) $(PY) -m problems sweep --preset paper --problems heat --seeds $(HEAT_SEEDS) --methods layerwise --data-dir data/sources --out-root results/runs/paper/sources --device $(DEVICE)
 
 bench: setup
 	$(PY) -m bench --scale full

@@ -270,6 +270,20 @@ class Problem:
         datasets. ``info["classes"]`` names the classes of a classification task."""
         return data
 
+    @classmethod
+    def reference_curves(cls, root) -> dict:
+        """{metric: {label: [value after growth stage 0, 1, ...]}}: curves drawn (dashed) in the per-stage
+        figure beside the runs' own, e.g. a published per-layer curve; ``root`` is the runs root, for
+        curves of runs kept apart from the problem's main ones (default: none)."""
+        return {}
+
+    @classmethod
+    def report(cls, methods: dict, root) -> str:
+        """Markdown that ``summary.md`` shows after the problem's table ({method: [run]} as
+        :func:`problems.figures.read_runs` gives them; ``root``: the runs root), e.g. a comparison with
+        published values (default: nothing)."""
+        return ""
+
     def draw_field(self, ax, values: np.ndarray, data: Data, **kw):
         """Draw one field (physical units) on a matplotlib axes; returns the mappable."""
         raise NotImplementedError(f"{self.name} has no field to draw")

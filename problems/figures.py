@@ -21,7 +21,11 @@ and, where the problem lists them in ``Problem.figures``:
 * ``figures/PROBLEM_error_maps.png`` (``"error_maps"``) |prediction − truth| averaged over the test set
   and the seeds, one map per method, one colour scale;
 * ``summary.md``                     every number behind the figures (mean ± std over seeds, count of
-  seeds) beside the published values (``Problem.published``), with the problem's ``notes``.
+  seeds) beside the published values (``Problem.published``), with the problem's ``notes`` and what its
+  ``Problem.report`` adds (e.g. paired tests of published orderings).
+
+The per-stage figure also draws the problem's ``Problem.reference_curves`` (dashed; e.g. a published
+per-layer curve).
 
 Everything problem-specific (metric, published values, labels, notes, drawing) comes from the problem's
 class; this module names no problem.
@@ -44,7 +48,7 @@ PAPER_BUDGET = (
     "training (MNIST accuracies, SRL gains) therefore fall short of the published ones.")
 
 
-def _runs(root: Path) -> tuple[dict, int]:
+def read_runs(root: Path) -> tuple[dict, int]:
     """({problem: {method: [run dict]}} of every readable finished run under ``root``, the number of
     corrupt runs left out, each reported in one line on stderr)."""
     runs, corrupt = read_each(sorted(root.glob("*/*/seed_*/metrics.json")), lambda m: _read_run(m.parent))
@@ -61,7 +65,7 @@ def _read_run(d: Path) -> dict:
         raise UserError(f"{d / 'config.json'} names no problem and method")
     stages = d / "stages.json"
     run["stages"] = json.loads(stages.read_text()) if stages.is_file() else {"growth": [], "srl": []}
-    _log(run)
+    run["log"] = _log(run)
     return run
 
 
@@ -95,7 +99,7 @@ def figures(preset: str, runs=None, out=None) -> int:
 
     root = Path(runs or f"results/runs/{preset}")
     out = Path(out or ("results" if preset == "paper" else f"results/{preset}"))
-    found, corrupt = _runs(root)
+    found, corrupt = read_runs(root)
     if not found and not (root / "transfer").is_dir():
         raise UserError(f"no finished runs under {root} (run `make results SCALE={preset}` first)")
     fig_dir = out / "figures"
@@ -103,7 +107,7 @@ def figures(preset: str, runs=None, out=None) -> int:
     for name, methods in found.items():
         problem = problem_class(name)
         metrics = _metrics(problem, methods)
-        _per_layer(plt, problem, methods, metrics, fig_dir)
+        _per_layer(plt, problem, methods, metrics, fig_dir, root)
         _methods_bar(plt, problem, methods, metrics, fig_dir)
         _loss_curves(plt, problem, methods, fig_dir)
         for kind in problem.figures:
@@ -120,7 +124,7 @@ def _ordered(methods: dict):
     return [m for m in METHODS if m in methods]
 
 
-def _per_layer(plt, problem, methods, metrics, fig_dir):
+def _per_layer(plt, problem, methods, metrics, fig_dir, root):
     fig, axes = plt.subplots(1, len(metrics), figsize=(7 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for method in _ordered(methods):
@@ -131,6 +135,9 @@ def _per_layer(plt, problem, methods, metrics, fig_dir):
                 continue
             mean = np.mean([c[:n] for c in curves], axis=0)
             ax.plot(np.arange(1, n + 1), mean, marker="o", label=method)
+        for label, values in problem.reference_curves(root).get(metric, {}).items():
+            ax.plot(np.arange(1, len(values) + 1), values, ls="--", marker="x", color="black" if "published" in label
+                    else None, label=label)
         for k, (method, value) in enumerate(_published(problem, metric).items()):
             ax.axhline(value, ls=":", lw=0.8, color="gray")
             # labels side by side, so that close published values stay readable
@@ -330,6 +337,9 @@ def _summary(preset, root, found) -> str:
                     cell("wall_time_s", ".3g")]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        extra = problem.report(methods, root)
+        if extra:
+            lines += [extra]
         for metric in _metrics(problem, methods):
             lines += [f"Test {metric} at the end of each growth stage (seed mean):", ""]
             for m in _ordered(methods):

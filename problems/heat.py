@@ -150,7 +150,7 @@ class HeatProblem(Problem):
                  "average relative error": {"topological": 0.366, "random": 0.392, "forward_thinking": 0.57,
                                             "baseline": 0.446}}
     # the sources' "average relative error" is most likely their relative squared error (module docstring)
-    compared = {"test_rel_sq": "average relative error"}
+    compared = {"test_rel_sq": "average relative error", "test_mse": "test_mse"}
     figures = ("fields", "td_scores")
     field_label, error_label, domain = "m = log κ (nondimensional)", "|m̂ − m| (nondimensional)", "on (0, 1)²"
     notes = (
@@ -180,6 +180,26 @@ class HeatProblem(Problem):
                               "nas": {"n_trials": 16}}},
     }
     presets["full"] = presets["paper"]  # the paper preset is already the sources' size (50 training samples)
+
+    @classmethod
+    def reference_curves(cls, root) -> dict:
+        """The logged layerwise test MSE after layers 2–8 (growth stages 0–6) and the seed mean of the
+        layerwise runs on the sources' own samples (``root/sources``, :mod:`problems.heat_report`)."""
+        from problems.heat_report import LOGGED_CURVE, curve, sources_runs
+
+        curves = {"published layerwise (sources' log)": list(LOGGED_CURVE)}
+        runs = sources_runs(root).get("layerwise", [])
+        if runs:
+            curves[f"layerwise, sources' samples ({len(runs)} seeds)"] = curve(runs)
+        return {"test_mse": curves}
+
+    @classmethod
+    def report(cls, methods: dict, root) -> str:
+        """The published table, ratios and paired tests of the published orderings
+        (:func:`problems.heat_report.report`)."""
+        from problems.heat_report import report, sources_runs
+
+        return report(methods, sources_runs(root))
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)

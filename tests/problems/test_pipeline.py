@@ -25,7 +25,7 @@ FIGURES = sorted(f"{p}_{kind}.png" for p in PROBLEMS
 
 
 def summary_rows(text: str) -> dict:
-    """{problem: {method: {column: cell}}} from the tables of summary.md."""
+    """{problem: {method: {column: cell}}} from the tables of summary.md whose first column is ``method``."""
     rows, problem, header = {}, None, None
     for line in text.splitlines():
         if line.startswith("## "):
@@ -33,7 +33,9 @@ def summary_rows(text: str) -> dict:
             rows[problem] = {}
         elif line.startswith("| method |"):
             header = [c.strip() for c in line.strip("|").split("|")]
-        elif line.startswith("|") and header and not line.startswith("|---"):
+        elif not line.startswith("|"):
+            header = None  # a table ends at its first other line (the problem's report may add tables)
+        elif header and not line.startswith("|---"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             rows[problem][cells[0]] = dict(zip(header, cells))
     return rows
