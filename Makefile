@@ -1,6 +1,7 @@
 # Growing neural networks for PDE inverse problems.
 #   make figures            smoke-scale pipeline: data -> results -> figures (the main command)
-#   make test               the test suite (fast tests; `make test-slow` runs everything)
+#   make test               the test suite (fast tests; `make test-slow` runs everything but SLURM's)
+#   make test-slurm         the SLURM batch scripts on a one-node cluster started for the test
 #   make heat-paper         heat as the sources ran it: paper-preset sweep (HEAT_SEEDS) on generated
 #                           data and layerwise on their imported samples (make import-heat-sources)
 # Options: SCALE=smoke|paper|full  NP=<MPI processes>  SEEDS="0 1 2"  DEVICE=cpu|cuda
@@ -33,7 +34,7 @@ TRANSFER_TARGET_navier_stokes := viscosity=5e-3 $(if $(filter paper,$(SCALE)),--
 TRANSFER_SEEDS := $(if $(filter smoke,$(SCALE)),0,$(SEEDS))
 TRANSFER_RUNS := $(foreach p,$(TRANSFER_PDE) mnist,$(RUNS_DIR)/transfer/$(p)/sweep.done)
 
-.PHONY: setup test test-slow data results estimate transfer figures bench bench-smoke clean
+.PHONY: setup test test-slow test-slurm data results estimate transfer figures bench bench-smoke clean
 .DEFAULT_GOAL := figures
 
 setup: .venv/.setup-done
@@ -42,10 +43,15 @@ setup: .venv/.setup-done
 	touch $@
 
 test: setup
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow and not slurm" -q
 
 test-slow: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -m "not slurm" -q
+
+# the batch scripts of results/slurm/ on a real one-node SLURM that tests/slurm/cluster.sh starts and
+# stops (as root it installs slurm-wlm and munge when missing): a few minutes on 2 cores
+test-slurm: setup
+	bash tests/slurm/cluster.sh $(PY) -m pytest tests/slurm -m slurm -q
 
 data: setup $(foreach p,$(PDE_PROBLEMS),$(DATA_DIR)/$(p).h5)
 
