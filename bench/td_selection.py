@@ -17,7 +17,7 @@ import torch
 
 import growth
 from bench.growth import _plain_epoch
-from growth.adaptive_td import AdaptiveRule, DenseQSource, lanczos_top
+from growth.adaptive_td import AdaptiveRule, OperatorQSource, lanczos_top
 from growth.topological import check_td_activation, topological_derivative
 
 LOSS = torch.nn.MSELoss()
@@ -44,7 +44,7 @@ def _trained(width: int, samples: int):
 
 def _reference(net, x, y):
     """({location: factors over all samples}, exact λ_max per location, max relative residual)."""
-    factors = DenseQSource(net, LOSS, x, y, d2=check_td_activation(net), batch_size=4096).factors(
+    factors = OperatorQSource(net, LOSS, x, y, d2=check_td_activation(net), batch_size=4096).factors(
         torch.arange(x.shape[0]))
     g = torch.Generator().manual_seed(0)
     lam, residual = {}, 0.0

@@ -1,7 +1,9 @@
 """Growth engine: growable residual networks and layer-insertion methods (torch and numpy only)."""
 from .activations import ACTIVATIONS, Activation, get_activation
-from .networks import (BLOCKS, DenseBlock, GrowableMLP, PlainMLP, ResidualBlock, ResidualMLP, TwoWeightBlock,
-                       count_parameters, freeze, set_trainable, unfreeze)
+from .blocks import BLOCKS, DenseBlock, ResidualBlock, TwoWeightBlock
+from .growable import Growable, Location, Stack, check_growable, insert_residual
+from .operators import DenseOperator, InsertionOperator
+from .networks import GrowableMLP, PlainMLP, ResidualMLP, count_parameters, freeze, set_trainable, unfreeze
 from .checkpoint import load, register_network, save
 from .proposal import Proposal, apply_proposal, states_and_adjoints
 from .topological import line_search, q_blocks, topological_derivative

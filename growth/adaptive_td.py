@@ -62,7 +62,7 @@ from torch import nn
 
 from .proposal import Proposal, states_and_adjoints
 
-__all__ = ["Factors", "QSource", "DenseQSource", "AdaptiveRule", "AdaptiveEstimate", "lanczos_top",
+__all__ = ["Factors", "QSource", "OperatorQSource", "AdaptiveRule", "AdaptiveEstimate", "lanczos_top",
            "exact_cost_in_epochs", "adaptive_estimate", "adaptive_proposals"]
 
 
@@ -93,9 +93,11 @@ class QSource(Protocol):
         ...
 
 
-class DenseQSource:
-    """Factors of a growable dense network (:mod:`growth.networks`): one row per sample, h̃ = h (or
-    [h; 1] with ``bias``), g_s = −∂ℓ_s/∂h_s from one forward and backward pass per mini-batch."""
+class OperatorQSource:
+    """Factors of a growable network at its locations: the rows h̃_R of each location's insertion
+    operator (:mod:`growth.operators`; one per sample for a dense layer, one per position or token
+    otherwise), h̃ = [h̃; 1] with ``bias``, and g_R = −∂ℓ_s/∂h at the row, from one forward and backward
+    pass per mini-batch."""
 
     def __init__(self, net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
                  d2: float, bias: bool = False, locations: Optional[Sequence[int]] = None,
@@ -103,7 +105,10 @@ class DenseQSource:
         self.net, self.loss_fn, self.inputs, self.targets = net, loss_fn, inputs, targets
         self.d2, self.bias, self.batch_size = d2, bias, batch_size
         self.n_samples = inputs.shape[0]
-        self.locations = list(range(net.n_locations)) if locations is None else list(locations)
+        all_locations = net.locations()
+        self.operators = {l: all_locations[l].operator
+                          for l in (range(len(all_locations)) if locations is None else locations)}
+        self.locations = list(self.operators)
 
     def factors(self, rows: torch.Tensor) -> dict[int, Factors]:
         rows = rows.to(self.inputs.device)
@@ -112,11 +117,17 @@ class DenseQSource:
         # λ = −∂J/∂h with J the mean over the subset, so g_s = |rows|·λ_s
         for hs, lams in states_and_adjoints(self.net, self.loss_fn, self.inputs[rows], self.targets[rows],
                                             self.batch_size):
-            for l in self.locations:
-                h = hs[l]
+            for l, op in self.operators.items():
+                h = op.rows(hs[l]).reshape(-1, op.m)
                 states[l].append(torch.cat([h, torch.ones_like(h[:, :1])], 1) if self.bias else h)
-                weights[l].append(lams[l] * (self.d2 * len(rows)))
-        return {l: Factors(torch.cat(states[l]), torch.cat(weights[l])) for l in self.locations}
+                weights[l].append(op.adjoint_rows(lams[l]).reshape(-1, op.n) * (self.d2 * len(rows)))
+        return {l: Factors(torch.cat(states[l]), torch.cat(weights[l]), self._owner(l, len(rows)))
+                for l in self.locations}
+
+    def _owner(self, l: int, k: int) -> Optional[torch.Tensor]:
+        """Row R's sample (its position among the k requested), or None with one row per sample."""
+        per = self.operators[l].rows_per_sample
+        return None if per == 1 else torch.arange(k, device=self.inputs.device).repeat_interleave(per)
 
 
 @dataclass
@@ -200,14 +211,15 @@ def lanczos_top(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Ten
     return theta.to(start.dtype), vectors, residual.to(start.dtype)
 
 
-def exact_cost_in_epochs(net: nn.Module, n_locations: int, bias: bool = False) -> float:
+def exact_cost_in_epochs(net: nn.Module, locations: Optional[Sequence[int]] = None, bias: bool = False) -> float:
     """Flop model of the exact blocks against one training epoch, independent of S: forming the n
-    blocks (m = n (+1)) costs 2·S·n·m² per location, an epoch ≈ 6·S·P (forward 2P, backward 4P per
-    sample, P the number of weights); the ratio is n_locations·2·n·m² / (6P)."""
-    n = net.width
-    m = n + int(bias)
+    blocks (m features per row, +1 with bias; R rows per sample) costs 2·S·R·n·m² per location
+    (:meth:`~growth.operators.InsertionOperator.flops_per_sample`), an epoch ≈ 6·S·P (forward 2P,
+    backward 4P per sample, P the number of weights)."""
+    all_locations = net.locations()
+    chosen = all_locations if locations is None else [all_locations[l] for l in locations]
     weights = sum(p.numel() for p in net.parameters())
-    return n_locations * 2 * n * m * m / (6 * weights)
+    return sum(loc.operator.flops_per_sample(bias) for loc in chosen) / (6 * weights)
 
 
 @dataclass
@@ -298,20 +310,20 @@ def _concat(a: Factors, b: Factors, offset: int) -> Factors:
 def adaptive_proposals(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
                        d2: float, bias: bool, locations: Optional[Sequence[int]], batch_size: Optional[int],
                        eps: float, rule: AdaptiveRule) -> Optional[list[Proposal]]:
-    """:func:`adaptive_estimate` of a dense growable network as one :class:`Proposal` per location,
+    """:func:`adaptive_estimate` of a growable network as one :class:`Proposal` per location,
     or None (compute the exact blocks). ``eigenvalue`` is θ_l (largest Ritz value on the first half,
     so the largest marks the certified location); ``score`` is the held-out r at the certified
     location and θ_l elsewhere; the certified proposal carries ``estimate``, the log entry."""
-    source = DenseQSource(net, loss_fn, inputs, targets, d2=d2, bias=bias, locations=locations,
+    source = OperatorQSource(net, loss_fn, inputs, targets, d2=d2, bias=bias, locations=locations,
                           batch_size=batch_size)
     result = adaptive_estimate(source, rule)
     if result is None:
         return None
     proposals = []
     for l, (row, vector, theta) in result.locations.items():
-        phi = vector.new_zeros(net.width, vector.shape[0])
+        phi = vector.new_zeros(source.operators[l].n, vector.shape[0])
         phi[row] = vector
-        w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
+        w, b = source.operators[l].split(phi, bias)
         certified = l == result.location
         score = result.score if certified else theta
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,

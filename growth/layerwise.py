@@ -40,6 +40,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .growable import Stack
 from .regularizers import L1, Manifold, PhysicsPenalty, StageSchedule, active_fractions, hard_threshold
 from .trainer import Context, Strategy
 
@@ -47,10 +48,14 @@ __all__ = ["LayerwiseStrategy", "check_layerwise_activation"]
 
 
 def check_layerwise_activation(net: nn.Module) -> None:
-    """Raise ValueError unless ``net`` has residual blocks with σ(0) = 0 and σ'(0) ≠ 0."""
+    """Raise ValueError unless ``net`` is a plain stack (:class:`growth.growable.Stack`: layerwise
+    training trains the newest block and the head) of residual blocks with σ(0) = 0 and σ'(0) ≠ 0."""
     if getattr(net, "block_kind", None) != "residual":
         raise ValueError(f"layerwise training appends residual blocks h + σ(W h + b); got a network of "
                          f"{getattr(net, 'block_kind', None)!r} blocks (use growth.ResidualMLP)")
+    if not isinstance(net, Stack):
+        raise ValueError(f"layerwise training needs a plain stack (input_layer, blocks, head, width); "
+                         f"{type(net).__name__} is not one (use growth.ResidualMLP)")
     act = net.activation
     if act.d0 != 0.0 or act.d1 == 0.0:
         raise ValueError(f"layerwise training needs σ(0) = 0 and σ'(0) ≠ 0 (a zero block is the identity "

@@ -5,100 +5,29 @@ Notation (docs/methods.md): ``h_0 = a(W_in x + b_in)``, blocks ``h_{t+1} = g_t(h
 input layer (state h_0), location k right after block k (state h_k); there are ``n_blocks + 1``.
 ``insert_block(k, ...)`` puts the new block at location k, i.e. it acts on h_k.
 
-Block kinds (``BLOCKS``):
+Block kinds: ``BLOCKS`` of :mod:`growth.blocks` (residual, two-weight, dense).
 
-* ``"residual"``   ``h + σ(W h + b)``            zero W and b: the identity exactly (σ(0) = 0);
-* ``"two_weight"`` ``h + W2 σ(W1 h + b)``        W2 = 0: the identity for any W1, b (SensLI);
-* ``"dense"``      ``σ(W h + b)``                no skip connection (Forward Thinking's plain stack).
-
-Every network here implements the *growable* protocol that the growth methods rely on:
-``forward(x, location_hook=None)`` where ``location_hook(location, h) -> h`` is called on each
-hidden state; ``n_blocks``, ``n_locations``, ``width``, ``activation``, ``insert_block``;
-``architecture()``/``from_architecture()`` for :mod:`growth.checkpoint`.
+Every network here implements :class:`growth.growable.Growable` (every location has a
+:class:`~growth.operators.DenseOperator`) and :class:`growth.growable.Stack` (input layer, blocks,
+head: what Forward Thinking and layerwise training need), and ``architecture()``/``from_architecture()``
+for :mod:`growth.checkpoint`.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import torch
 from torch import nn
 
 from .activations import Activation, get_activation
+from .blocks import BLOCKS
+from .growable import Location, LocationHook
+from .operators import DenseOperator
 
 __all__ = [
-    "ResidualBlock", "TwoWeightBlock", "DenseBlock", "BLOCKS",
     "GrowableMLP", "ResidualMLP", "PlainMLP",
     "freeze", "unfreeze", "set_trainable", "count_parameters",
 ]
-
-LocationHook = Callable[[int, torch.Tensor], torch.Tensor]
-
-
-def _copy_or_zero(param: nn.Parameter, value: Optional[torch.Tensor], what: str) -> None:
-    with torch.no_grad():
-        if value is None:
-            param.zero_()
-            return
-        value = torch.as_tensor(value)
-        if value.shape != param.shape:
-            raise ValueError(f"{what} has shape {tuple(value.shape)}, the block needs {tuple(param.shape)} "
-                             "(width mismatch)")
-        param.copy_(value)
-
-
-class ResidualBlock(nn.Module):
-    """``h + σ(W h + b)``; W and b default to zero, which makes the block the identity."""
-
-    kind = "residual"
-
-    def __init__(self, width: int, activation: str, weight=None, bias=None, dtype=None, device=None):
-        super().__init__()
-        self.activation_name = activation
-        self.act: Activation = get_activation(activation)
-        self.linear = nn.Linear(width, width, dtype=dtype, device=device)
-        _copy_or_zero(self.linear.weight, weight, "weight")
-        _copy_or_zero(self.linear.bias, bias, "bias")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.act(self.linear(h))
-
-    def spec(self) -> dict:
-        return {"kind": self.kind, "activation": self.activation_name}
-
-
-class TwoWeightBlock(nn.Module):
-    """``h + W2 σ(W1 h + b)`` (no bias after W2); W2 defaults to zero (identity), W1 and b to zero."""
-
-    kind = "two_weight"
-
-    def __init__(self, width: int, activation: str, weight=None, bias=None, weight2=None, dtype=None, device=None):
-        super().__init__()
-        self.activation_name = activation
-        self.act: Activation = get_activation(activation)
-        self.linear1 = nn.Linear(width, width, dtype=dtype, device=device)
-        self.linear2 = nn.Linear(width, width, bias=False, dtype=dtype, device=device)
-        _copy_or_zero(self.linear1.weight, weight, "weight")
-        _copy_or_zero(self.linear1.bias, bias, "bias")
-        _copy_or_zero(self.linear2.weight, weight2, "weight2")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.linear2(self.act(self.linear1(h)))
-
-    def spec(self) -> dict:
-        return {"kind": self.kind, "activation": self.activation_name}
-
-
-class DenseBlock(ResidualBlock):
-    """``σ(W h + b)``: a plain layer, no skip connection (not function preserving)."""
-
-    kind = "dense"
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.act(self.linear(h))
-
-
-BLOCKS = {cls.kind: cls for cls in (ResidualBlock, TwoWeightBlock, DenseBlock)}
-
 
 class GrowableMLP(nn.Module):
     """Input layer (+ ``input_activation``), ``n_blocks`` blocks of kind ``block_kind``, linear head.
@@ -135,6 +64,14 @@ class GrowableMLP(nn.Module):
     @property
     def n_locations(self) -> int:
         return len(self.blocks) + 1
+
+    def locations(self) -> list[Location]:
+        """Location k is the state h_k (after the input layer for k = 0, after block k otherwise)."""
+        operator = DenseOperator(self.width)
+        return [Location(k, f"h{k}", operator) for k in range(self.n_locations)]
+
+    def reference_parameter(self) -> torch.Tensor:
+        return self.head.weight
 
     def forward(self, x: torch.Tensor, location_hook: Optional[LocationHook] = None) -> torch.Tensor:
         h = self.input_activation(self.input_layer(x))
@@ -173,7 +110,7 @@ class GrowableMLP(nn.Module):
         ``device=``): converting afterwards would round the values it was built with.
         """
         self.check_location(index)
-        ref = self.head.weight
+        ref = self.reference_parameter()
         if block is None:
             block = BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias,
                                             dtype=ref.dtype, device=ref.device)
@@ -188,6 +125,14 @@ class GrowableMLP(nn.Module):
             raise ValueError(f"block has dtype {probe.dtype} on {probe.device}, the network {ref.dtype} on "
                              f"{ref.device}; build it with dtype= and device=")
         self.blocks.insert(index, block)
+        return block
+
+    def remove_block(self, index: int) -> nn.Module:
+        """Remove and return the block right after location ``index`` (the one inserted there)."""
+        if not 0 <= index < self.n_blocks:
+            raise IndexError(f"no block after location {index!r} (this network has {self.n_blocks} blocks)")
+        block = self.blocks[index]
+        del self.blocks[index]
         return block
 
     def architecture(self) -> dict:

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import nn
 
-from .networks import TwoWeightBlock
+from .growable import insert_residual, like, location_of
 
 __all__ = ["Proposal", "states_and_adjoints", "apply_proposal"]
 
@@ -51,14 +51,14 @@ class Proposal:
 
 
 def apply_proposal(net: nn.Module, proposal: Proposal) -> nn.Module:
-    """Insert the block that ``proposal`` describes into ``net``; returns the new block."""
+    """Insert the block that ``proposal`` describes into ``net`` (its location's operator builds it);
+    returns the new block."""
     if proposal.kind == "two_weight":
-        ref = net.head.weight
-        block = TwoWeightBlock(net.width, net.activation_name, weight=proposal.weight,
-                               dtype=ref.dtype, device=ref.device)
+        operator = location_of(net, proposal.location).operator
+        block = operator.two_weight_block(net.activation.name, weight=proposal.weight, **like(net))
         return net.insert_block(proposal.location, block=block)
     scale = lambda t: None if t is None else proposal.eps * t  # noqa: E731
-    return net.insert_block(proposal.location, weight=scale(proposal.weight), bias=scale(proposal.bias))
+    return insert_residual(net, proposal.location, scale(proposal.weight), scale(proposal.bias))
 
 
 def states_and_adjoints(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,

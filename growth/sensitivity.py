@@ -11,6 +11,11 @@ so one forward + backward pass of the real network gives every score (no doubled
 * ``"one_weight"``: ``x + σ(W x + b)`` at ``W = b = 0`` (needs σ(0) = 0 ≠ σ'(0)):
   ``∂J/∂W = −σ'(0) Σ_s λ_s h_sᵀ``, ``∂J/∂b = −σ'(0) Σ_s λ_s``, score ``‖∂J/∂W‖² + ‖∂J/∂b‖²``.
 
+These are the dense formulas; for any insertion operator (:mod:`growth.operators`) the sums run over
+the operator's rows (positions, tokens) as extra samples: ``∂J/∂W2 = −Σ_{s,q} λ_{s,q} ⊗ h̃_{s,q}`` with
+h̃ the rows of σ(0.8 h) (two-weight; W1 = 0.8 times the identity map, e.g. a centred 0.8-delta
+kernel) or of h (one-weight), and ``∂J/∂b = −σ'(0) Σ_{s,q} λ_{s,q}``.
+
 The proposal inserts the block at those function-preserving values (the score only picks the
 location); ``predicted_decrease`` is 0. :func:`sensitivity_scores_reference` computes the same
 scores the authors' way, by autograd on an explicitly extended network (tests and benchmarks).
@@ -23,7 +28,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .networks import ResidualBlock, TwoWeightBlock
+from .growable import Location, check_growable, like
 from .proposal import Proposal, states_and_adjoints
 
 __all__ = ["sensitivity_scores", "sensitivity_scores_reference", "check_sensitivity", "W1_SCALE"]
@@ -36,23 +41,19 @@ def check_sensitivity(net: nn.Module, kind: str) -> None:
     """ValueError unless the SensLI virtual block ``kind`` can be used on ``net``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    act = getattr(net, "activation", None)
-    if act is None:
-        raise TypeError(f"{type(net).__name__} is not a growable network (no .activation)")
+    check_growable(net)
+    act = net.activation
     if kind == "one_weight" and (act.d0 != 0.0 or act.d1 == 0.0):
         raise ValueError(f"the one-weight SensLI block needs σ(0) = 0 ≠ σ'(0); activation {act.name!r} "
                          f"has σ(0) = {act.d0}, σ'(0) = {act.d1} (use kind='two_weight', or elu/tanh)")
-    if kind == "one_weight" and getattr(net, "block_kind", None) != "residual":
+    if kind == "one_weight" and net.block_kind != "residual":
         raise ValueError("the one-weight SensLI block is a residual block; this network grows "
-                         f"{getattr(net, 'block_kind', None)!r} blocks")
+                         f"{net.block_kind!r} blocks")
 
 
-def _proposal(net: nn.Module, location: int, score: float, kind: str) -> Proposal:
-    w1 = None
-    if kind == "two_weight":
-        ref = net.head.weight
-        w1 = W1_SCALE * torch.eye(net.width, dtype=ref.dtype, device=ref.device)
-    return Proposal(location=location, score=score, weight=w1, predicted_decrease=0.0,
+def _proposal(net: nn.Module, location: Location, score: float, kind: str) -> Proposal:
+    w1 = location.operator.identity_weight(W1_SCALE, **like(net)) if kind == "two_weight" else None
+    return Proposal(location=location.index, score=score, weight=w1, predicted_decrease=0.0,
                     kind="two_weight" if kind == "two_weight" else "residual")
 
 
@@ -65,21 +66,25 @@ def sensitivity_scores(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, 
     """
     check_sensitivity(net, kind)
     act, d1 = net.activation, net.activation.d1
-    grads: list = [None] * net.n_locations
-    bias_grads: list = [None] * net.n_locations
+    locations = net.locations()
+    grads: list = [None] * len(locations)
+    bias_grads: list = [None] * len(locations)
     for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
-        for l, (h, lam) in enumerate(zip(states, adjoints)):
-            g = lam.T @ (act(W1_SCALE * h) if kind == "two_weight" else h)
+        for loc, h, lam in zip(locations, states, adjoints):
+            op, l = loc.operator, loc.index
+            lam = op.adjoint_rows(lam).reshape(-1, op.n)
+            g = lam.T @ op.rows(act(W1_SCALE * h) if kind == "two_weight" else h).reshape(-1, op.m)
             grads[l] = g if grads[l] is None else grads[l] + g
             gb = lam.sum(0)
             bias_grads[l] = gb if bias_grads[l] is None else bias_grads[l] + gb
     proposals = []
-    for l in range(net.n_locations):
+    for loc in locations:
+        l = loc.index
         if kind == "two_weight":
             score = float(grads[l].square().sum())
         else:
             score = d1 ** 2 * float(grads[l].square().sum() + include_bias * bias_grads[l].square().sum())
-        proposals.append(_proposal(net, l, score, kind))
+        proposals.append(_proposal(net, loc, score, kind))
     return proposals
 
 
@@ -91,14 +96,15 @@ def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs: torc
     check_sensitivity(net, kind)
     ext = copy.deepcopy(net)
     virtual = {}
-    like = {"dtype": net.head.weight.dtype, "device": net.head.weight.device}
-    for l in reversed(range(net.n_locations)):  # inserting from the end keeps the numbering valid
+    options, act = like(net), net.activation.name
+    locations = net.locations()
+    for loc in reversed(locations):  # inserting from the end keeps the numbering valid
+        op = loc.operator
         if kind == "two_weight":
-            eye = W1_SCALE * torch.eye(net.width, **like)
-            block = TwoWeightBlock(net.width, net.activation_name, weight=eye, **like)
+            block = op.two_weight_block(act, op.identity_weight(W1_SCALE, **options), **options)
         else:
-            block = ResidualBlock(net.width, net.activation_name, **like)
-        virtual[l] = ext.insert_block(l, block=block)
+            block = op.block(act, **options)
+        virtual[loc.index] = ext.insert_block(loc.index, block=block)
     ext.zero_grad(set_to_none=True)
     n = inputs.shape[0]
     bs = n if batch_size is None else batch_size
@@ -106,13 +112,12 @@ def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs: torc
         xb, yb = inputs[i:i + bs], targets[i:i + bs]
         (loss_fn(ext(xb), yb) * (xb.shape[0] / n)).backward()
     proposals = []
-    for l in range(net.n_locations):
-        block = virtual[l]
+    for loc in locations:
+        weight, bias = virtual[loc.index].scored_parameters()
         if kind == "two_weight":
-            score = float(block.linear2.weight.grad.square().sum())
+            score = float(weight.grad.square().sum())
         else:
-            score = float(block.linear.weight.grad.square().sum()
-                          + include_bias * block.linear.bias.grad.square().sum())
-        proposals.append(_proposal(net, l, score, kind))
+            score = float(weight.grad.square().sum() + include_bias * bias.grad.square().sum())
+        proposals.append(_proposal(net, loc, score, kind))
     return proposals
 

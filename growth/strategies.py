@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .adaptive_td import AdaptiveRule
+from .growable import check_growable, insert_residual, location_of
 from .networks import PlainMLP
 from .proposal import apply_proposal
 from .sensitivity import check_sensitivity, sensitivity_scores
@@ -104,23 +105,24 @@ class _FixedBlockInsertion(Strategy):
     std = 0.0
 
     def check(self, net):
-        if getattr(net, "block_kind", None) != "residual":
-            raise ValueError(f"{self.name} inserts residual blocks; got a network of "
-                             f"{getattr(net, 'block_kind', None)!r} blocks")
+        check_growable(net)
+        if net.block_kind != "residual":
+            raise ValueError(f"{self.name} inserts residual blocks; got a network of {net.block_kind!r} blocks")
 
     def _location(self, net, ctx: Context) -> int:
         raise NotImplementedError
 
     def grow(self, net, ctx: Context):
         loc = self._location(net, ctx)
-        ref = net.head.weight
-        weight = _normal((net.width, net.width), self.std, ref, ctx.generator) if self.std > 0 else None
-        net.insert_block(loc, weight=weight)
+        shape = location_of(net, loc).operator.weight_shape
+        ref = net.reference_parameter()
+        weight = _normal(shape, self.std, ref, ctx.generator) if self.std > 0 else None
+        insert_residual(net, loc, weight)
         return {"location": loc, "score": None, "eps": self.std, "predicted_decrease": None}
 
 
 class RandomInsertion(_FixedBlockInsertion):
-    """Random location (uniform over 0..n_blocks); ``init="random"`` (I): W ~ N(0, std²), b = 0;
+    """Random location (uniform over the network's locations); ``init="random"`` (I): W ~ N(0, std²), b = 0;
     ``init="zero"`` (II): W = b = 0 (the identity)."""
 
     name = "random"
@@ -131,12 +133,12 @@ class RandomInsertion(_FixedBlockInsertion):
         self.init, self.std = init, (std if init == "random" else 0.0)
 
     def _location(self, net, ctx):
-        return int(torch.randint(net.n_blocks + 1, (1,), generator=ctx.generator))
+        return int(torch.randint(len(net.locations()), (1,), generator=ctx.generator))
 
 
 class Net2DeeperNet(_FixedBlockInsertion):
     """Identity residual block plus N(0, noise²) symmetry-breaking weights at ``location``
-    (an int, or "end": just before the head)."""
+    (an int, or "end": the last location, just before the head)."""
 
     name = "net2deeper"
 
@@ -144,12 +146,13 @@ class Net2DeeperNet(_FixedBlockInsertion):
         self.location, self.std = location, noise
 
     def _location(self, net, ctx):
-        return net.n_blocks if self.location == "end" else net.check_location(self.location)
+        return len(net.locations()) - 1 if self.location == "end" else location_of(net, self.location).index
 
 
 class ForwardThinking(Strategy):
     """Forward Thinking on a :class:`~growth.networks.PlainMLP`: at every stage after the first,
-    only the newest layer and the (re-initialized) head are trained."""
+    only the newest layer and the (re-initialized) head are trained. Needs a plain stack
+    (:class:`growth.growable.Stack`, no skip connections), not only a residual stream."""
 
     name = "forward_thinking"
 

@@ -36,22 +36,22 @@ import torch
 from torch import nn
 
 from .adaptive_td import AdaptiveRule, adaptive_proposals, exact_cost_in_epochs
+from .growable import Location, check_growable, insert_residual, location_of
 from .proposal import Proposal, states_and_adjoints
 
-__all__ = ["check_td_activation", "subsample_rows", "q_blocks", "top_direction", "topological_derivative",
-           "line_search", "dense_q"]
+__all__ = ["check_td_activation", "subsample_rows", "selected_locations", "q_blocks", "top_direction",
+           "topological_derivative", "line_search", "dense_q"]
 
 _CHUNK = 256  # samples per product: bounds the (chunk, m²) intermediate (32 MiB at m = 128, float32)
 
 
 def check_td_activation(net: nn.Module) -> float:
     """σ''(0) of the network's block activation; ValueError unless σ(0) = σ'(0) = 0 ≠ σ''(0)."""
-    act = getattr(net, "activation", None)
-    if act is None or not hasattr(act, "admits_topological_derivative"):
-        raise TypeError(f"{type(net).__name__} is not a growable network (no .activation)")
-    if getattr(net, "block_kind", None) != "residual":
+    check_growable(net)
+    act = net.activation
+    if net.block_kind != "residual":
         raise ValueError("the topological derivative inserts residual blocks h + σ(εΦh); "
-                         f"{type(net).__name__} grows blocks of kind {getattr(net, 'block_kind', None)!r}")
+                         f"{type(net).__name__} grows blocks of kind {net.block_kind!r}")
     if not act.admits_topological_derivative:
         raise ValueError(f"the topological derivative needs σ(0) = σ'(0) = 0 ≠ σ''(0); activation "
                          f"{act.name!r} has σ(0) = {act.d0}, σ'(0) = {act.d1}, σ''(0) = {act.d2} "
@@ -69,31 +69,40 @@ def subsample_rows(n: int, subsample: Optional[int], seed: int = 0) -> Optional[
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subsample].sort().values
 
 
+def selected_locations(net: nn.Module, locations: Optional[Sequence[int]]) -> list[Location]:
+    """The :class:`Location` objects of ``locations`` (indices; None: all), checked."""
+    return net.locations() if locations is None else [location_of(net, l) for l in locations]
+
+
 def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
              bias: bool = False, locations: Optional[Sequence[int]] = None,
              batch_size: Optional[int] = None, subsample: Optional[int] = None,
              subsample_seed: int = 0) -> dict[int, torch.Tensor]:
-    """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, m = n (+1 with bias);
-    from the ``subsample`` rows :func:`subsample_rows` picks (module docstring), all by default."""
+    """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, n and m those of the
+    location's operator (m + 1 with bias); rows of the operator as samples
+    (:mod:`growth.operators`); from the ``subsample`` samples :func:`subsample_rows` picks (module
+    docstring), all by default."""
     d2 = check_td_activation(net)
     rows = subsample_rows(inputs.shape[0], subsample, subsample_seed)
     if rows is not None:
         rows = rows.to(inputs.device)
         inputs, targets = inputs[rows], targets[rows]
-    locs = list(range(net.n_locations)) if locations is None else [net.check_location(l) for l in locations]
-    m = net.width + int(bias)
+    locs = selected_locations(net, locations)
     acc: dict[int, torch.Tensor] = {}
     for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
-        for l in locs:
-            h, lam = states[l], adjoints[l]
+        for loc in locs:
+            op, l = loc.operator, loc.index
+            h = op.rows(states[l]).reshape(-1, op.m)
+            lam = op.adjoint_rows(adjoints[l]).reshape(-1, op.n)
             if bias:
                 h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+            m = h.shape[1]
             if l not in acc:
-                acc[l] = h.new_zeros(net.width, m * m)
-            for i in range(0, h.shape[0], _CHUNK):  # Σ_s λ_{s,r} (h_s ⊗ h_s): one GEMM per chunk
+                acc[l] = h.new_zeros(op.n, m * m)
+            for i in range(0, h.shape[0], _CHUNK):  # Σ_R λ_{R,r} (h̃_R ⊗ h̃_R): one GEMM per chunk of rows
                 hc = h[i:i + _CHUNK]
                 acc[l] += lam[i:i + _CHUNK].T @ (hc[:, :, None] * hc[:, None, :]).reshape(-1, m * m)
-    return {l: d2 * acc[l].view(net.width, m, m) for l in locs}
+    return {loc.index: d2 * acc[loc.index].view(loc.operator.n, loc.operator.m + int(bias), -1) for loc in locs}
 
 
 def top_direction(q: torch.Tensor, multi_neuron: bool = False, ratio: float = 0.5,
@@ -150,11 +159,12 @@ def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tens
         if adaptive is not None:
             return adaptive
     used = {"method": "exact", "k": min(subsample or inputs.shape[0], inputs.shape[0])}
+    operators = {loc.index: loc.operator for loc in selected_locations(net, locations)}
     proposals = []
     for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
                          batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed).items():
         phi, score, lam_max = top_direction(q, multi_neuron, ratio, max_neurons)
-        w, b = (phi[:, :-1].contiguous(), phi[:, -1].contiguous()) if bias else (phi, None)
+        w, b = operators[l].split(phi, bias)
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
                                   predicted_decrease=0.5 * eps ** 2 * score, eigenvalue=lam_max, estimate=used))
     return proposals
@@ -168,9 +178,8 @@ def _adaptive(net: nn.Module, estimation: str, multi_neuron: bool, subsample: Op
     if estimation == "adaptive" and (multi_neuron or subsample is not None):
         raise ValueError("the adaptive estimate certifies one neuron from its own subsets: "
                          "it excludes multi_neuron and subsample")
-    n_locations = net.n_locations if locations is None else len(locations)
     return estimation == "adaptive" or (estimation == "auto" and not multi_neuron and subsample is None
-                                        and exact_cost_in_epochs(net, n_locations, bias) > 0.5)
+                                        and exact_cost_in_epochs(net, locations, bias) > 0.5)
 
 
 def line_search(net: nn.Module, proposal: Proposal, loss: Callable[[nn.Module], float], *,
@@ -183,14 +192,12 @@ def line_search(net: nn.Module, proposal: Proposal, loss: Callable[[nn.Module], 
     (proposal at the chosen ε, its loss); if no ε decreases the loss, the block is removed again
     and (None, loss before) is returned.
     """
-    block = net.insert_block(proposal.location)
+    block = insert_residual(net, proposal.location)
     base = loss(net)
 
     def set_eps(eps):
         with torch.no_grad():
-            block.linear.weight.copy_(eps * proposal.weight)
-            if proposal.bias is not None:
-                block.linear.bias.copy_(eps * proposal.bias)
+            block.set_parameters(eps * proposal.weight, None if proposal.bias is None else eps * proposal.bias)
 
     best_eps, best = 0.0, base
     while step >= min_step and best_eps == 0.0:
@@ -202,7 +209,7 @@ def line_search(net: nn.Module, proposal: Proposal, loss: Callable[[nn.Module], 
             best_eps, best = k * step, value
         step /= 2
     if best_eps == 0.0:
-        del net.blocks[proposal.location]
+        net.remove_block(proposal.location)
         return None, base
     set_eps(best_eps)
     return proposal.with_eps(best_eps), best

@@ -159,9 +159,30 @@ class LowRankAdapted(nn.Module):
     def forward(self, x: torch.Tensor, location_hook=None) -> torch.Tensor:
         return self.net(x, location_hook=location_hook)
 
+    # -- the growable protocol, delegated to the adapted network ----------------------------------
     @property
     def n_blocks(self) -> int:
         return self.net.n_blocks
+
+    @property
+    def activation(self):
+        return self.net.activation
+
+    @property
+    def block_kind(self) -> str:
+        return self.net.block_kind
+
+    def locations(self):
+        return self.net.locations()
+
+    def insert_block(self, location: int, block: nn.Module) -> nn.Module:
+        return self.net.insert_block(location, block=block)
+
+    def remove_block(self, location: int) -> nn.Module:
+        return self.net.remove_block(location)
+
+    def reference_parameter(self) -> torch.Tensor:
+        return self.net.reference_parameter()
 
     @property
     def head(self) -> nn.Module:

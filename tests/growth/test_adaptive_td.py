@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import growth
-from growth.adaptive_td import (AdaptiveRule, DenseQSource, Factors, adaptive_estimate, exact_cost_in_epochs,
+from growth.adaptive_td import (AdaptiveRule, OperatorQSource, Factors, adaptive_estimate, exact_cost_in_epochs,
                                 lanczos_top)
 from growth.topological import check_td_activation, q_blocks, topological_derivative
 from growth.trainer import Context
@@ -68,7 +68,7 @@ def test_lanczos_top_pair_matches_eigh():
 
 def test_dense_factors_reproduce_the_exact_blocks():
     net, x, y = _network(300)
-    source = DenseQSource(net, LOSS, x, y, d2=check_td_activation(net), bias=True, batch_size=128)
+    source = OperatorQSource(net, LOSS, x, y, d2=check_td_activation(net), bias=True, batch_size=128)
     factors = source.factors(torch.arange(300))
     exact = q_blocks(net, LOSS, x, y, bias=True)
     for l, f in factors.items():
@@ -124,7 +124,7 @@ def test_small_data_is_the_exact_computation_bit_for_bit():
 def test_auto_follows_the_flop_model_and_refuses_what_it_cannot_certify():
     net, x, y = _network(1200, width=6)
     weights = sum(p.numel() for p in net.parameters())
-    assert exact_cost_in_epochs(net, 3) == pytest.approx(3 * 2 * 6 ** 3 / (6 * weights))
+    assert exact_cost_in_epochs(net, [0, 1, 2]) == pytest.approx(3 * 2 * 6 ** 3 / (6 * weights))
     with pytest.raises(ValueError, match="multi_neuron"):
         topological_derivative(net, LOSS, x, y, estimation="adaptive", multi_neuron=True)
     with pytest.raises(ValueError, match="estimation"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import growth
-from growth.networks import TwoWeightBlock
+from growth.blocks import TwoWeightBlock
 
 ACTS = ["td", "elu", "tanh", "relu"]
 
