@@ -16,3 +16,36 @@ def interleaved(first, second, n):
         second(i)
         times[i] = t1 - t0, time.perf_counter() - t1
     return tuple(np.median(times, axis=0))
+
+
+def single_threaded(fn):
+    """``fn()`` with one torch thread (stable timings on a shared machine); the thread count is restored."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def alternating_ratios(numerator, denominator, repeats):
+    """``repeats`` ratios of the wall times of ``numerator()`` and ``denominator()``, run in
+    alternating order (neither side always runs first)."""
+    ratios = []
+    for k in range(repeats):
+        if k % 2:
+            t_num = _seconds(numerator)
+            t_den = _seconds(denominator)
+        else:
+            t_den = _seconds(denominator)
+            t_num = _seconds(numerator)
+        ratios.append(t_num / t_den)
+    return ratios
+
+
+def _seconds(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

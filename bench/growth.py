@@ -13,6 +13,7 @@ import time
 import torch
 
 import growth
+from bench._timing import alternating_ratios
 from growth.topological import dense_q, top_direction
 
 LOSS = torch.nn.MSELoss()
@@ -103,7 +104,6 @@ def bench_sensitivity(width, n_blocks, samples, repeats):
 def bench_trainer_overhead(width, n_blocks, samples, epochs, repeats, batch_size=128):
     _, x, y = _problem(width, n_blocks, samples)
     xv, yv = x[:1000], y[:1000]
-    ratios = []
 
     def plain():
         net = _problem(width, n_blocks, samples)[0]
@@ -118,12 +118,7 @@ def bench_trainer_overhead(width, n_blocks, samples, epochs, repeats, batch_size
         growth.grow(_problem(width, n_blocks, samples)[0], growth.FixedBaseline(), (x, y), (xv, yv),
                     epochs_per_stage=epochs, batch_size=batch_size, progress=False)
 
-    for k in range(repeats):  # alternate the order: neither side always runs first
-        if k % 2:
-            t_trainer, t_plain = _timed(trainer), _timed(plain)
-        else:
-            t_plain, t_trainer = _timed(plain), _timed(trainer)
-        ratios.append(t_trainer / t_plain)
+    ratios = alternating_ratios(trainer, plain, repeats)
     return _entry("growth: grow() / plain PyTorch loop, fixed network", ratios, "ratio", "<= 1.05",
                   f"width {width}, {n_blocks} blocks, {samples} samples, {epochs} epochs, Adam, batch {batch_size}, "
                   "validation loss every epoch in both")

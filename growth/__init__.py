@@ -1,9 +1,13 @@
 """Growth engine: growable residual networks and layer-insertion methods (torch and numpy only)."""
 from .activations import ACTIVATIONS, Activation, get_activation
-from .blocks import BLOCKS, DenseBlock, ResidualBlock, TwoWeightBlock
+from .blocks import BLOCKS, ConvResidualBlock, ConvTwoWeightBlock, DenseBlock, ResidualBlock, TwoWeightBlock
 from .growable import Growable, Location, Stack, check_growable, insert_residual
-from .operators import DenseOperator, InsertionOperator
+from .operators import ConvOperator, DenseOperator, InsertionOperator, TokenOperator
+from .stream import BlockStream
 from .networks import GrowableMLP, PlainMLP, ResidualMLP, count_parameters, freeze, set_trainable, unfreeze
+from .cnn import ResidualCNN
+from .vit import TransformerBlock, VisionTransformer
+from .wrap import Wrapped, wrap
 from .checkpoint import load, register_network, save
 from .proposal import Proposal, apply_proposal, states_and_adjoints
 from .topological import line_search, q_blocks, topological_derivative

@@ -60,6 +60,7 @@ from typing import Callable, Optional, Protocol, Sequence
 import torch
 from torch import nn
 
+from .data import as_data, n_samples, take
 from .proposal import Proposal, states_and_adjoints
 
 __all__ = ["Factors", "QSource", "OperatorQSource", "AdaptiveRule", "AdaptiveEstimate", "lanczos_top",
@@ -99,24 +100,24 @@ class OperatorQSource:
     otherwise), h̃ = [h̃; 1] with ``bias``, and g_R = −∂ℓ_s/∂h at the row, from one forward and backward
     pass per mini-batch."""
 
-    def __init__(self, net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+    def __init__(self, net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None, *,
                  d2: float, bias: bool = False, locations: Optional[Sequence[int]] = None,
                  batch_size: Optional[int] = None):
-        self.net, self.loss_fn, self.inputs, self.targets = net, loss_fn, inputs, targets
+        self.net, self.loss_fn, self.data = net, loss_fn, as_data(inputs, targets)
         self.d2, self.bias, self.batch_size = d2, bias, batch_size
-        self.n_samples = inputs.shape[0]
+        self.n_samples = n_samples(self.data)
+        self.device = net.reference_parameter().device
         all_locations = net.locations()
         self.operators = {l: all_locations[l].operator
                           for l in (range(len(all_locations)) if locations is None else locations)}
         self.locations = list(self.operators)
 
     def factors(self, rows: torch.Tensor) -> dict[int, Factors]:
-        rows = rows.to(self.inputs.device)
         states: dict[int, list] = {l: [] for l in self.locations}
         weights: dict[int, list] = {l: [] for l in self.locations}
         # λ = −∂J/∂h with J the mean over the subset, so g_s = |rows|·λ_s
-        for hs, lams in states_and_adjoints(self.net, self.loss_fn, self.inputs[rows], self.targets[rows],
-                                            self.batch_size):
+        for hs, lams in states_and_adjoints(self.net, self.loss_fn, take(self.data, rows),
+                                            batch_size=self.batch_size):
             for l, op in self.operators.items():
                 h = op.rows(hs[l]).reshape(-1, op.m)
                 states[l].append(torch.cat([h, torch.ones_like(h[:, :1])], 1) if self.bias else h)
@@ -127,7 +128,7 @@ class OperatorQSource:
     def _owner(self, l: int, k: int) -> Optional[torch.Tensor]:
         """Row R's sample (its position among the k requested), or None with one row per sample."""
         per = self.operators[l].rows_per_sample
-        return None if per == 1 else torch.arange(k, device=self.inputs.device).repeat_interleave(per)
+        return None if per == 1 else torch.arange(k, device=self.device).repeat_interleave(per)
 
 
 @dataclass
@@ -307,7 +308,7 @@ def _concat(a: Factors, b: Factors, offset: int) -> Factors:
     return Factors(torch.cat([a.states, b.states]), torch.cat([a.weights, b.weights]), owner)
 
 
-def adaptive_proposals(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+def adaptive_proposals(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None, *,
                        d2: float, bias: bool, locations: Optional[Sequence[int]], batch_size: Optional[int],
                        eps: float, rule: AdaptiveRule) -> Optional[list[Proposal]]:
     """:func:`adaptive_estimate` of a growable network as one :class:`Proposal` per location,

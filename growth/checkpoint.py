@@ -14,7 +14,9 @@ from typing import Union
 import torch
 from torch import nn
 
+from .cnn import ResidualCNN
 from .networks import PlainMLP, ResidualMLP
+from .vit import VisionTransformer
 
 __all__ = ["register_network", "network_payload", "network_from_payload", "save", "load"]
 
@@ -32,6 +34,8 @@ def register_network(cls: type) -> type:
 
 register_network(ResidualMLP)
 register_network(PlainMLP)
+register_network(ResidualCNN)
+register_network(VisionTransformer)
 
 
 def network_payload(net: nn.Module) -> dict:

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .data import n_samples, take
+
 __all__ = ["DivergenceGuard", "TrainingDiverged"]
 
 REFERENCE_ROWS = 1024  # rows of each set on which J₀ is estimated
@@ -56,7 +58,8 @@ class DivergenceGuard:
         """Run ``train_epoch`` (returns the mean training loss) until it does not diverge; returns
         (training loss, validation loss — the training loss when there is no validation set)."""
         if self.reference is None:
-            self.reference = tuple(None if data is None else ctx.loss(net, tuple(t[:REFERENCE_ROWS] for t in data))
+            self.reference = tuple(None if data is None else
+                                   ctx.loss(net, take(data, torch.arange(min(REFERENCE_ROWS, n_samples(data)))))
                                    for data in (ctx.train, ctx.val))
         good = _snapshot(net, opt, ctx.generator)
         while True:

@@ -21,22 +21,21 @@ from torch import nn
 
 from .activations import Activation, get_activation
 from .blocks import BLOCKS
-from .growable import Location, LocationHook
+from .growable import like
 from .operators import DenseOperator
+from .stream import BlockStream
 
 __all__ = [
     "GrowableMLP", "ResidualMLP", "PlainMLP",
     "freeze", "unfreeze", "set_trainable", "count_parameters",
 ]
 
-class GrowableMLP(nn.Module):
+class GrowableMLP(BlockStream):
     """Input layer (+ ``input_activation``), ``n_blocks`` blocks of kind ``block_kind``, linear head.
 
     Initial blocks get PyTorch's default ``nn.Linear`` initialization (seed with
     ``torch.manual_seed``); inserted blocks get exactly the values passed to :meth:`insert_block`.
     """
-
-    block_kind = "residual"
 
     def __init__(self, in_features: int, out_features: int, width: int, n_blocks: int,
                  activation: str = "td", input_activation: Optional[str] = "tanh"):
@@ -56,84 +55,25 @@ class GrowableMLP(nn.Module):
             self.blocks.append(block)
         self.head = nn.Linear(width, out_features)
 
-    # -- the growable protocol ------------------------------------------------------------------
-    @property
-    def n_blocks(self) -> int:
-        return len(self.blocks)
+    # -- the stream's parts (growth.stream.BlockStream implements the growable protocol) ----------
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_activation(self.input_layer(x))
 
-    @property
-    def n_locations(self) -> int:
-        return len(self.blocks) + 1
-
-    def locations(self) -> list[Location]:
-        """Location k is the state h_k (after the input layer for k = 0, after block k otherwise)."""
-        operator = DenseOperator(self.width)
-        return [Location(k, f"h{k}", operator) for k in range(self.n_locations)]
-
-    def reference_parameter(self) -> torch.Tensor:
-        return self.head.weight
-
-    def forward(self, x: torch.Tensor, location_hook: Optional[LocationHook] = None) -> torch.Tensor:
-        h = self.input_activation(self.input_layer(x))
-        if location_hook is not None:
-            h = location_hook(0, h)
-        for k, block in enumerate(self.blocks, start=1):
-            h = block(h)
-            if location_hook is not None:
-                h = location_hook(k, h)
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
         return self.head(h)
 
-    def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``[h_0, ..., h_T]``, the state at every location."""
-        states: list[torch.Tensor] = []
+    def operator(self) -> DenseOperator:
+        return DenseOperator(self.width)
 
-        def record(_location, h):
-            states.append(h)
-            return h
+    def new_block(self, weight, bias) -> nn.Module:
+        return BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias, **like(self))
 
-        self.forward(x, location_hook=record)
-        return states
-
-    def check_location(self, location: int) -> int:
-        if not isinstance(location, int) or not 0 <= location <= self.n_blocks:
-            raise IndexError(f"location {location!r} out of range: this network has locations "
-                             f"0..{self.n_blocks} (0 after the input layer, k after block k)")
-        return location
-
-    def insert_block(self, index: int, weight=None, bias=None, block: Optional[nn.Module] = None) -> nn.Module:
-        """Insert a block at location ``index`` (acting on h_index) and return it.
-
-        Without ``block`` a block of this network's kind is built with ``weight``/``bias``
-        (None: zero); for residual kinds a zero weight and bias leave the function unchanged
-        exactly. ``block`` inserts a prebuilt block (any kind in ``BLOCKS``, width ``self.width``).
-        A prebuilt block must have the network's dtype and device (build it with ``dtype=``,
-        ``device=``): converting afterwards would round the values it was built with.
-        """
-        self.check_location(index)
-        ref = self.reference_parameter()
-        if block is None:
-            block = BLOCKS[self.block_kind](self.width, self.activation_name, weight, bias,
-                                            dtype=ref.dtype, device=ref.device)
-        elif weight is not None or bias is not None:
-            raise ValueError("pass either a prebuilt block or weight/bias, not both")
+    def check_block(self, block: nn.Module) -> None:
         if type(block) not in BLOCKS.values():
             raise TypeError(f"block must be one of {sorted(BLOCKS)}, got {type(block).__name__}")
         probe = next(block.parameters())
         if probe.shape[-1] != self.width:
             raise ValueError(f"block width {probe.shape[-1]} does not match network width {self.width}")
-        if probe.dtype != ref.dtype or probe.device != ref.device:
-            raise ValueError(f"block has dtype {probe.dtype} on {probe.device}, the network {ref.dtype} on "
-                             f"{ref.device}; build it with dtype= and device=")
-        self.blocks.insert(index, block)
-        return block
-
-    def remove_block(self, index: int) -> nn.Module:
-        """Remove and return the block right after location ``index`` (the one inserted there)."""
-        if not 0 <= index < self.n_blocks:
-            raise IndexError(f"no block after location {index!r} (this network has {self.n_blocks} blocks)")
-        block = self.blocks[index]
-        del self.blocks[index]
-        return block
 
     def architecture(self) -> dict:
         """Everything needed to rebuild this (possibly grown) network, as plain JSON data."""

@@ -11,7 +11,13 @@ row r of Φ as a matrix of shape (n, m)), and the adjoint λ = −∂J/∂h is c
 and the SensLI gradients are ``−Σ_{s,q} λ_{s,q} ⊗ h̃_{s,q}`` (:mod:`growth.sensitivity`). One
 implementation of Q, of SensLI and of the adaptive estimator serves every operator:
 
-* :class:`DenseOperator` (n,) states: one row per sample, h̃ = h, m = n.
+* :class:`DenseOperator` (n,) states: one row per sample, h̃ = h, m = n;
+* :class:`ConvOperator` (C, H, W) states, k×k 'same' convolution: one row per position, h̃ the
+  unfolded patch (m = C k²), n = C;
+* :class:`TokenOperator` (T, D) states: one row per token, h̃ the token (m = n = D).
+
+Rows may be subsampled per sample without bias, like samples (``positions=`` of
+:func:`growth.topological.q_blocks`).
 """
 from __future__ import annotations
 
@@ -19,11 +25,12 @@ from abc import ABC, abstractmethod
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ResidualBlock, TwoWeightBlock
+from .blocks import ConvResidualBlock, ConvTwoWeightBlock, ResidualBlock, TwoWeightBlock, odd_kernel
 
-__all__ = ["InsertionOperator", "DenseOperator"]
+__all__ = ["InsertionOperator", "DenseOperator", "ConvOperator", "TokenOperator"]
 
 
 class InsertionOperator(ABC):
@@ -107,3 +114,68 @@ class DenseOperator(InsertionOperator):
 
     def __repr__(self) -> str:
         return f"DenseOperator({self.n})"
+
+
+class ConvOperator(InsertionOperator):
+    """``x + σ(ε(Φ ∗ x + b))`` on (C, H, W) states, Φ of shape (C, C, k, k), 'same' zero padding:
+    R = H·W rows per sample, the unfolded patches p_{s,q} ∈ R^{C k²} (channel-major, then kernel
+    row and column: the layout of ``Φ.reshape(C, C k²)``), so that (Φ ∗ h)_{r,q} = φ_r · p_q and
+    ``Q_r = σ''(0) Σ_{s,q} λ_{s,r,q} p_{s,q} p_{s,q}ᵀ`` ((C k²)² per channel, never (C² k²)²)."""
+
+    kind = "conv"
+
+    def __init__(self, channels: int, height: int, width: int, kernel_size: int = 3):
+        self.shape, self.kernel_size = (channels, height, width), odd_kernel(kernel_size)
+        self.n, self.m = channels, channels * kernel_size ** 2
+        self.weight_shape = (channels, channels, kernel_size, kernel_size)
+
+    @property
+    def rows_per_sample(self) -> int:
+        return self.shape[1] * self.shape[2]
+
+    def rows(self, h: torch.Tensor) -> torch.Tensor:
+        return F.unfold(h, self.kernel_size, padding=self.kernel_size // 2).transpose(1, 2)
+
+    def adjoint_rows(self, lam: torch.Tensor) -> torch.Tensor:
+        return lam.flatten(2).transpose(1, 2)
+
+    def block(self, activation, weight=None, bias=None, *, dtype=None, device=None):
+        return ConvResidualBlock(self.n, self.kernel_size, activation, weight, bias, dtype=dtype, device=device)
+
+    def two_weight_block(self, activation, weight=None, *, dtype=None, device=None):
+        return ConvTwoWeightBlock(self.n, self.kernel_size, activation, weight=weight, dtype=dtype, device=device)
+
+    def identity_weight(self, scale, *, dtype=None, device=None):
+        weight = torch.zeros(self.weight_shape, dtype=dtype, device=device)
+        centre = self.kernel_size // 2
+        weight[:, :, centre, centre] = scale * torch.eye(self.n, dtype=dtype, device=device)
+        return weight
+
+    def __repr__(self) -> str:
+        c, h, w = self.shape
+        return f"ConvOperator({c}, {h}, {w}, kernel_size={self.kernel_size})"
+
+
+class TokenOperator(DenseOperator):
+    """``x + σ(ε(Φ x + b))`` applied to every token of (T, D) states (a transformer's residual
+    stream): R = T rows per sample, h̃_{s,t} = h_{s,t}, Φ of shape (D, D); the block is a dense
+    :class:`~growth.blocks.ResidualBlock` acting on the last axis."""
+
+    kind = "token"
+
+    def __init__(self, tokens: int, dim: int):
+        super().__init__(dim)
+        self.shape = (tokens, dim)
+
+    @property
+    def rows_per_sample(self) -> int:
+        return self.shape[0]
+
+    def rows(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def adjoint_rows(self, lam: torch.Tensor) -> torch.Tensor:
+        return lam
+
+    def __repr__(self) -> str:
+        return f"TokenOperator({self.shape[0]}, {self.shape[1]})"

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import nn
 
+from .data import as_data, batches, n_samples
 from .growable import insert_residual, like, location_of
 
 __all__ = ["Proposal", "states_and_adjoints", "apply_proposal"]
@@ -61,16 +62,16 @@ def apply_proposal(net: nn.Module, proposal: Proposal) -> nn.Module:
     return insert_residual(net, proposal.location, scale(proposal.weight), scale(proposal.bias))
 
 
-def states_and_adjoints(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
+def states_and_adjoints(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None,
                         batch_size: Optional[int] = None
                         ) -> Iterator[tuple[list[torch.Tensor], list[torch.Tensor]]]:
     """Yield ``(states, adjoints)`` per mini-batch: lists over locations of ``h_l`` and
-    ``λ_l = −∂J/∂h_l`` (shape ``(batch, width)``, detached), J the mean loss over *all* samples,
-    so sums over the batches of per-sample terms are sums over the whole data set."""
-    n = inputs.shape[0]
-    bs = n if batch_size is None else batch_size
-    for i in range(0, n, bs):
-        xb, yb = inputs[i:i + bs], targets[i:i + bs]
+    ``λ_l = −∂J/∂h_l`` (the shape of the state, detached), J the mean loss over *all* samples,
+    so sums over the batches of per-sample terms are sums over the whole data set. The data are
+    ``inputs, targets`` tensors or a Dataset/DataLoader as ``inputs`` (:mod:`growth.data`)."""
+    data = as_data(inputs, targets)
+    n = n_samples(data)
+    for xb, yb in batches(data, batch_size, net.reference_parameter().device):
         states: list[torch.Tensor] = []
         probes: list[torch.Tensor] = []
 

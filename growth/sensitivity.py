@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .data import as_data, batches, n_samples
 from .growable import Location, check_growable, like
 from .proposal import Proposal, states_and_adjoints
 
@@ -57,10 +58,11 @@ def _proposal(net: nn.Module, location: Location, score: float, kind: str) -> Pr
                     kind="two_weight" if kind == "two_weight" else "residual")
 
 
-def sensitivity_scores(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+def sensitivity_scores(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None, *,
                        kind: str = "two_weight", include_bias: bool = True,
                        batch_size: Optional[int] = None) -> list[Proposal]:
-    """One :class:`Proposal` per location, score ``‖∂J/∂θ_virtual‖²`` (see the module docstring).
+    """One :class:`Proposal` per location, score ``‖∂J/∂θ_virtual‖²`` (see the module docstring);
+    the data are ``inputs, targets`` tensors or a Dataset/DataLoader as ``inputs`` (:mod:`growth.data`).
 
     ``include_bias`` (one-weight only) adds the bias gradient to the score, as the authors do.
     """
@@ -88,7 +90,7 @@ def sensitivity_scores(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, 
     return proposals
 
 
-def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
+def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None,
                                  *, kind: str = "two_weight", include_bias: bool = True,
                                  batch_size: Optional[int] = None) -> list[Proposal]:
     """The same scores by autograd on a copy of ``net`` with a virtual block at every location
@@ -106,10 +108,9 @@ def sensitivity_scores_reference(net: nn.Module, loss_fn: Callable, inputs: torc
             block = op.block(act, **options)
         virtual[loc.index] = ext.insert_block(loc.index, block=block)
     ext.zero_grad(set_to_none=True)
-    n = inputs.shape[0]
-    bs = n if batch_size is None else batch_size
-    for i in range(0, n, bs):
-        xb, yb = inputs[i:i + bs], targets[i:i + bs]
+    data = as_data(inputs, targets)
+    n = n_samples(data)
+    for xb, yb in batches(data, batch_size, net.reference_parameter().device):
         (loss_fn(ext(xb), yb) * (xb.shape[0] / n)).backward()
     proposals = []
     for loc in locations:

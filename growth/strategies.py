@@ -56,10 +56,10 @@ class TopologicalStrategy(Strategy):
     def __init__(self, multi_neuron: bool = False, ratio: float = 0.5, max_neurons: Optional[int] = None,
                  bias: bool = False, step: float = 0.1, max_steps: int = 100, batch_size: Optional[int] = None,
                  subsample: Optional[int] = None, subsample_seed: int = 0, estimation: str = "auto",
-                 tolerance: float = 0.05):
+                 tolerance: float = 0.05, positions: Optional[int] = None):
         self.options = dict(multi_neuron=multi_neuron, ratio=ratio, max_neurons=max_neurons, bias=bias,
                             batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed,
-                            estimation=estimation)
+                            estimation=estimation, positions=positions)
         self.step, self.max_steps, self.tolerance = step, max_steps, tolerance
 
     def check(self, net):
@@ -67,7 +67,7 @@ class TopologicalStrategy(Strategy):
 
     def grow(self, net, ctx: Context):
         rule = AdaptiveRule(self.tolerance, seed=self.options["subsample_seed"] * 1_000_003 + ctx.stage)
-        proposals = topological_derivative(net, ctx.loss_fn, *ctx.train, rule=rule, **self.options)
+        proposals = topological_derivative(net, ctx.loss_fn, ctx.train, rule=rule, **self.options)
         best = max(proposals, key=lambda p: p.eigenvalue)
         if best.eigenvalue <= 0:
             return None
@@ -92,7 +92,7 @@ class SensitivityStrategy(Strategy):
         check_sensitivity(net, self.kind)
 
     def grow(self, net, ctx: Context):
-        proposals = sensitivity_scores(net, ctx.loss_fn, *ctx.train, kind=self.kind, batch_size=self.batch_size)
+        proposals = sensitivity_scores(net, ctx.loss_fn, ctx.train, kind=self.kind, batch_size=self.batch_size)
         best = max(proposals, key=lambda p: p.score)
         apply_proposal(net, best)
         return {"location": best.location, "score": best.score, "eps": None, "predicted_decrease": 0.0,

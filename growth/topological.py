@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .adaptive_td import AdaptiveRule, adaptive_proposals, exact_cost_in_epochs
+from .data import as_data, n_samples, take
 from .growable import Location, check_growable, insert_residual, location_of
 from .proposal import Proposal, states_and_adjoints
 
@@ -74,35 +75,54 @@ def selected_locations(net: nn.Module, locations: Optional[Sequence[int]]) -> li
     return net.locations() if locations is None else [location_of(net, l) for l in locations]
 
 
-def q_blocks(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+def q_blocks(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None, *,
              bias: bool = False, locations: Optional[Sequence[int]] = None,
              batch_size: Optional[int] = None, subsample: Optional[int] = None,
-             subsample_seed: int = 0) -> dict[int, torch.Tensor]:
+             subsample_seed: int = 0, positions: Optional[int] = None) -> dict[int, torch.Tensor]:
     """``{l: Q_l}`` with ``Q_l`` of shape (n, m, m), ``Q_l[r] = Q_{l,r}``, n and m those of the
     location's operator (m + 1 with bias); rows of the operator as samples
     (:mod:`growth.operators`); from the ``subsample`` samples :func:`subsample_rows` picks (module
-    docstring), all by default."""
+    docstring), all by default. ``positions=k``: of the R rows per sample (positions, tokens) only
+    k, a uniform random subset without replacement fixed by ``subsample_seed`` and the same for
+    every sample, each weighted R/k: unbiased, E Q̂_l = Q_l."""
     d2 = check_td_activation(net)
-    rows = subsample_rows(inputs.shape[0], subsample, subsample_seed)
+    data = as_data(inputs, targets)
+    rows = subsample_rows(n_samples(data), subsample, subsample_seed)
     if rows is not None:
-        rows = rows.to(inputs.device)
-        inputs, targets = inputs[rows], targets[rows]
+        data = take(data, rows)
     locs = selected_locations(net, locations)
     acc: dict[int, torch.Tensor] = {}
-    for states, adjoints in states_and_adjoints(net, loss_fn, inputs, targets, batch_size):
+    for states, adjoints in states_and_adjoints(net, loss_fn, data, batch_size=batch_size):
         for loc in locs:
             op, l = loc.operator, loc.index
-            h = op.rows(states[l]).reshape(-1, op.m)
-            lam = op.adjoint_rows(adjoints[l]).reshape(-1, op.n)
+            h, lam = op.rows(states[l]), op.adjoint_rows(adjoints[l])
+            keep = subsample_rows(h.shape[1], positions, subsample_seed)
+            if keep is not None:
+                keep = keep.to(h.device)
+                h, lam = h[:, keep], lam[:, keep] * (h.shape[1] / len(keep))
+            h, lam = h.reshape(-1, op.m), lam.reshape(-1, op.n)
             if bias:
                 h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
-            m = h.shape[1]
             if l not in acc:
-                acc[l] = h.new_zeros(op.n, m * m)
-            for i in range(0, h.shape[0], _CHUNK):  # Σ_R λ_{R,r} (h̃_R ⊗ h̃_R): one GEMM per chunk of rows
-                hc = h[i:i + _CHUNK]
-                acc[l] += lam[i:i + _CHUNK].T @ (hc[:, :, None] * hc[:, None, :]).reshape(-1, m * m)
-    return {loc.index: d2 * acc[loc.index].view(loc.operator.n, loc.operator.m + int(bias), -1) for loc in locs}
+                acc[l] = h.new_zeros(op.n, h.shape[1], h.shape[1])
+            _accumulate(acc[l], h, lam, khatri_rao=op.m <= op.n)
+    return {loc.index: d2 * acc[loc.index] for loc in locs}
+
+
+def _accumulate(acc: torch.Tensor, h: torch.Tensor, lam: torch.Tensor, khatri_rao: bool) -> None:
+    """``acc[r] += Σ_R λ_{R,r} h̃_R h̃_Rᵀ`` for rows h̃ (R, m) and adjoints λ (R, n), in chunks of rows.
+
+    Both ways cost 2·R·n·m² flops; they differ in the intermediate they write: the Khatri–Rao
+    product (rows h̃_R ⊗ h̃_R, one GEMM ``λᵀ (H ⊙ H)`` per chunk) writes R·m² numbers, the per-channel
+    GEMMs ``(λ_r ⊙ H)ᵀ H`` write R·n·m. ``khatri_rao``: the first, for m ≤ n before the bias column
+    (dense and token-wise layers); otherwise the second (a convolution: m = C k², n = C)."""
+    n, m = lam.shape[1], h.shape[1]
+    for i in range(0, h.shape[0], _CHUNK):
+        hc, lc = h[i:i + _CHUNK], lam[i:i + _CHUNK]
+        if khatri_rao:
+            acc += (lc.T @ (hc[:, :, None] * hc[:, None, :]).reshape(-1, m * m)).view(n, m, m)
+        else:
+            acc += torch.bmm((lc.T[:, None, :] * hc.T[None]), hc.expand(n, -1, -1))
 
 
 def top_direction(q: torch.Tensor, multi_neuron: bool = False, ratio: float = 0.5,
@@ -133,36 +153,43 @@ def top_direction(q: torch.Tensor, multi_neuron: bool = False, ratio: float = 0.
     return phi, score, lam_max
 
 
-def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
+def topological_derivative(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None, *,
                            locations: Optional[Sequence[int]] = None, multi_neuron: bool = False,
                            ratio: float = 0.5, max_neurons: Optional[int] = None, bias: bool = False,
                            eps: float = 1.0, batch_size: Optional[int] = None,
                            subsample: Optional[int] = None, subsample_seed: int = 0,
-                           estimation: str = "exact", rule: Optional[AdaptiveRule] = None) -> list[Proposal]:
-    """One :class:`Proposal` per location (all by default), from one forward + backward pass per batch.
+                           positions: Optional[int] = None, estimation: str = "exact",
+                           rule: Optional[AdaptiveRule] = None) -> list[Proposal]:
+    """One :class:`Proposal` per location (all by default), from one forward + backward pass per batch;
+    the data are ``inputs, targets`` tensors or a Dataset/DataLoader as ``inputs`` (:mod:`growth.data`).
 
     ``weight`` (and ``bias`` with ``bias=True``) is the unit direction φ, ``score = φᵀ Q_l φ``,
     ``eigenvalue = λ_max(Q_l)``, ``predicted_decrease = eps²/2 · score`` for the given ``eps``
     (choose ε with :func:`line_search`). ``multi_neuron``/``ratio``/``max_neurons``: the authors'
     rule (eigenvectors with eigenvalue ≥ ratio·λ_max, at most ``max_neurons``). ``subsample``,
-    ``subsample_seed``: estimate Q_l from a fixed random subset of the samples (module docstring).
+    ``subsample_seed``: estimate Q_l from a fixed random subset of the samples (module docstring);
+    ``positions``: and of the rows (positions, tokens) per sample (:func:`q_blocks`).
     ``estimation``: ``"exact"``; ``"adaptive"`` (:mod:`growth.adaptive_td` with ``rule``, default
     :class:`AdaptiveRule`: a growing random subset until the choice is certified; the exact blocks
     when that would take every sample); ``"auto"``: adaptive when :func:`exact_cost_in_epochs`
     exceeds 0.5 and neither ``subsample`` nor the multi-neuron rule is asked for, else exact.
     ``proposal.estimate`` records the method, the samples used and (adaptive) the uncertainty.
     """
-    if _adaptive(net, estimation, multi_neuron, subsample, bias, locations):
-        adaptive = adaptive_proposals(net, loss_fn, inputs, targets, d2=check_td_activation(net), bias=bias,
+    data = as_data(inputs, targets)
+    fixed_subset = subsample is not None or positions is not None
+    if _adaptive(net, estimation, multi_neuron, fixed_subset, bias, locations):
+        adaptive = adaptive_proposals(net, loss_fn, data, d2=check_td_activation(net), bias=bias,
                                       locations=locations, batch_size=batch_size, eps=eps,
                                       rule=rule or AdaptiveRule())
         if adaptive is not None:
             return adaptive
-    used = {"method": "exact", "k": min(subsample or inputs.shape[0], inputs.shape[0])}
+    total = n_samples(data)
+    used = {"method": "exact", "k": min(subsample or total, total)}
     operators = {loc.index: loc.operator for loc in selected_locations(net, locations)}
     proposals = []
-    for l, q in q_blocks(net, loss_fn, inputs, targets, bias=bias, locations=locations,
-                         batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed).items():
+    for l, q in q_blocks(net, loss_fn, data, bias=bias, locations=locations,
+                         batch_size=batch_size, subsample=subsample, subsample_seed=subsample_seed,
+                         positions=positions).items():
         phi, score, lam_max = top_direction(q, multi_neuron, ratio, max_neurons)
         w, b = operators[l].split(phi, bias)
         proposals.append(Proposal(location=l, score=score, weight=w, bias=b, eps=eps,
@@ -170,15 +197,15 @@ def topological_derivative(net: nn.Module, loss_fn: Callable, inputs: torch.Tens
     return proposals
 
 
-def _adaptive(net: nn.Module, estimation: str, multi_neuron: bool, subsample: Optional[int], bias: bool,
+def _adaptive(net: nn.Module, estimation: str, multi_neuron: bool, fixed_subset: bool, bias: bool,
               locations: Optional[Sequence[int]]) -> bool:
     """Whether :func:`topological_derivative` tries the adaptive estimator (its ``estimation``)."""
     if estimation not in ("exact", "adaptive", "auto"):
         raise ValueError(f"estimation must be 'exact', 'adaptive' or 'auto', got {estimation!r}")
-    if estimation == "adaptive" and (multi_neuron or subsample is not None):
+    if estimation == "adaptive" and (multi_neuron or fixed_subset):
         raise ValueError("the adaptive estimate certifies one neuron from its own subsets: "
-                         "it excludes multi_neuron and subsample")
-    return estimation == "adaptive" or (estimation == "auto" and not multi_neuron and subsample is None
+                         "it excludes multi_neuron, subsample and positions")
+    return estimation == "adaptive" or (estimation == "auto" and not multi_neuron and not fixed_subset
                                         and exact_cost_in_epochs(net, locations, bias) > 0.5)
 
 

@@ -34,25 +34,27 @@ from typing import Callable, Iterable, Optional, Union
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .checkpoint import network_from_payload, network_payload, save
+from .data import Data, as_data, batches, n_samples
 from .divergence import DivergenceGuard
 from .networks import count_parameters, set_trainable
 
 __all__ = ["Context", "Strategy", "GrowResult", "StopRules", "grow", "evaluate_loss", "carry_optimizer"]
 
 log = logging.getLogger("growth")
-Data = tuple[torch.Tensor, torch.Tensor]
 Callback = Callable[[dict, Optional[nn.Module]], None]
 
 
-def evaluate_loss(net: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
-                  batch_size: int = 8192) -> float:
-    """J = mean over samples of ``loss_fn``, evaluated without gradients in batches."""
-    total, n = 0.0, inputs.shape[0]
+def evaluate_loss(net: nn.Module, loss_fn: Callable, inputs, targets: Optional[torch.Tensor] = None,
+                  batch_size: int = 8192, device=None) -> float:
+    """J = mean over samples of ``loss_fn``, evaluated without gradients in batches; the data are
+    ``inputs, targets`` tensors or a Dataset/DataLoader as ``inputs`` (its batches moved to ``device``)."""
+    data = as_data(inputs, targets)
+    total, n = 0.0, n_samples(data)
     with torch.no_grad():
-        for i in range(0, n, batch_size):
-            xb, yb = inputs[i:i + batch_size], targets[i:i + batch_size]
+        for xb, yb in batches(data, batch_size, device):
             total += float(loss_fn(net(xb), yb)) * xb.shape[0]
     return total / n
 
@@ -64,8 +66,9 @@ class Context:
 
     ``stage`` counts from 0 (the network as given) and increases by one per growth step; ``epoch``
     is the number of epochs trained so far; ``history`` holds every log record so far; ``rows`` are the
-    positions in ``train`` of the mini-batch being trained (None: every row, in order), for a penalty
-    that needs per-sample data of its rows.
+    positions in ``train`` of the mini-batch being trained (None: every row, in order, or data read
+    from a loader), for a penalty that needs per-sample data of its rows. ``train``/``val`` are
+    ``(inputs, targets)`` tensors on ``device`` or a Dataset/DataLoader (:mod:`growth.data`).
     """
 
     stage: int
@@ -82,8 +85,8 @@ class Context:
 
     def loss(self, net: nn.Module, data: Optional[Data] = None) -> float:
         """J(net) on ``data`` (default: the training set), no gradients."""
-        inputs, targets = self.train if data is None else data
-        return evaluate_loss(net, self.loss_fn, inputs, targets, self.eval_batch_size)
+        return evaluate_loss(net, self.loss_fn, self.train if data is None else data,
+                             batch_size=self.eval_batch_size, device=self.device)
 
     def val_loss(self, net: nn.Module) -> float:
         """Validation loss, or the training loss when no validation set was given."""
@@ -368,7 +371,9 @@ def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optiona
          progress: Optional[bool] = None) -> GrowResult:
     """Train ``net`` and grow it with ``strategy`` (see the module docstring).
 
-    ``train``/``val`` are ``(inputs, targets)`` tensors; ``batch_size=None`` is full batch;
+    ``train``/``val`` are ``(inputs, targets)`` tensors or a ``Dataset``/``DataLoader`` of such pairs
+    (:mod:`growth.data`); ``batch_size=None`` is full batch (tensors and Datasets; a DataLoader brings
+    its own batches, order and shuffling, so that a run on it is as deterministic as the loader);
     ``optimizer`` is a factory ``params -> torch.optim.Optimizer`` (default Adam, lr 1e-3); ``seed``
     seeds the generator that shuffles mini-batches and that strategies draw from; ``resume`` is
     True (latest checkpoint in ``out_dir``) or a checkpoint path, in which case ``net`` may be None.
@@ -402,13 +407,23 @@ def _output_dir(out_dir: Union[str, os.PathLike, None]) -> Optional[Path]:
 
 def _context(train: Data, val: Optional[Data], loss_fn: Optional[Callable], batch_size: Optional[int],
              device: torch.device, seed: int) -> Context:
-    """The strategies' view of the run: the data on ``device``, the loss, the seeded generator."""
-    train = tuple(t.to(device) for t in train)
-    val = None if val is None else tuple(t.to(device) for t in val)
-    n_train = train[0].shape[0]
+    """The strategies' view of the run: tensors on ``device`` (a Dataset becomes a DataLoader with
+    ``batch_size``, in order), the loss, the seeded generator."""
+    train, val = _on_device(as_data(train), device, batch_size), (None if val is None else
+                                                                  _on_device(as_data(val), device, batch_size))
+    n_train = n_samples(train)
     batch_size = n_train if batch_size is None else min(batch_size, n_train)
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
     return Context(0, 0, train, val, loss_fn, batch_size, device, torch.Generator().manual_seed(seed))
+
+
+def _on_device(data: Data, device: torch.device, batch_size: Optional[int]) -> Data:
+    """Tensors moved to ``device``; a Dataset read by a DataLoader (``batch_size``, in order); a DataLoader as is."""
+    if isinstance(data, tuple):
+        return tuple(t.to(device) for t in data)
+    if isinstance(data, DataLoader):
+        return data
+    return DataLoader(data, batch_size=batch_size or len(data))
 
 
 def _progress_bar(name: str, initial: int, progress: Optional[bool]):
@@ -421,6 +436,8 @@ def _progress_bar(name: str, initial: int, progress: Optional[bool]):
 
 def _train_epoch(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer, ctx: Context) -> float:
     """One epoch of mini-batch training; returns the mean data loss over the epoch's batches."""
+    if isinstance(ctx.train, DataLoader):
+        return _train_loader_epoch(net, strategy, opt, ctx)
     inputs, targets = ctx.train
     n, bs = inputs.shape[0], ctx.batch_size
     order = None if bs >= n else torch.randperm(n, generator=ctx.generator).to(inputs.device)
@@ -431,11 +448,26 @@ def _train_epoch(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer,
         else:
             idx = ctx.rows = order[i:i + bs]
             xb, yb = inputs[idx], targets[idx]
-        opt.zero_grad(set_to_none=True)
-        outputs = strategy.forward(net, xb, ctx)
-        loss = ctx.loss_fn(outputs, yb)
-        extra = strategy.penalty(net, xb, yb, outputs, ctx)
-        (loss if extra is None else loss + extra).backward()
-        opt.step()
-        total += loss.detach() * xb.shape[0]
+        _step(net, strategy, opt, ctx, xb, yb, total)
     return float(total) / n
+
+
+def _step(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer, ctx: Context, xb: torch.Tensor,
+          yb: torch.Tensor, total: torch.Tensor) -> None:
+    """One optimizer step on the batch; adds the batch's summed data loss to ``total`` in place."""
+    opt.zero_grad(set_to_none=True)
+    outputs = strategy.forward(net, xb, ctx)
+    loss = ctx.loss_fn(outputs, yb)
+    extra = strategy.penalty(net, xb, yb, outputs, ctx)
+    (loss if extra is None else loss + extra).backward()
+    opt.step()
+    total += loss.detach() * xb.shape[0]
+
+
+def _train_loader_epoch(net: nn.Module, strategy: Strategy, opt: torch.optim.Optimizer, ctx: Context) -> float:
+    """One epoch over the batches of a DataLoader (moved to ``ctx.device``); ``ctx.rows`` is None."""
+    total = torch.zeros((), dtype=torch.float64, device=ctx.device)
+    ctx.rows = None
+    for xb, yb in batches(ctx.train, device=ctx.device):
+        _step(net, strategy, opt, ctx, xb, yb, total)
+    return float(total) / n_samples(ctx.train)
