@@ -163,8 +163,7 @@ class HeatProblem(Problem):
         "compared with the published average relative error, which is most likely that measure (its baseline "
         "0.446 equals the layerwise logs' test MSE of z). Layerwise has the settings of the sources' logged "
         "run; the other methods' optimizer and initialization were chosen on the validation loss "
-        "(problems/heat.py). test_rel_l2 (not squared, L2(Ω)) and the κ error are kept for comparison with the "
-        "earlier BiLaplacian runs.")
+        "(problems/heat.py). test_rel_l2 (not squared, L2(Ω)) and the κ error are secondary metrics.")
     presets = {
         "smoke": {"threads": 1, "split": (50, 20, 100), "split_rows": _SPLIT_ROWS, "width": 16, "n_blocks": 1,
                   "final_blocks": 3, "epochs": 300, "lr": 5e-3, "weight_decay": 3e-2, "batch_size": None,

@@ -150,4 +150,6 @@ def report(methods: dict, sources: dict) -> str:
     lines += ["", "Layerwise test MSE of z after layers 2–8 (seed mean):", ""]
     lines += curve_lines("on the sources' own samples", sources.get("layerwise", []))
     lines += curve_lines("on generated data", methods.get("layerwise", []))
+    lines += ["", "Where a published value is not reached, the measured causes are in `results/notes.md` "
+              "(heat as the sources ran it)."]
     return "\n".join(lines) + "\n"
