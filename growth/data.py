@@ -7,7 +7,8 @@ larger than memory is read batch by batch. Sums over samples (Q, the SensLI grad
 mean loss) are accumulated over mini-batches with weight |batch|/S, S the number of samples.
 
 A ``DataLoader`` is iterated as it is (its batch size, order and workers); a ``Dataset`` is read in
-order in batches of the caller's ``batch_size``. Subsets (``subsample``, the adaptive estimator) are
+order in batches of the caller's ``batch_size`` (the trainer shuffles a training Dataset with its
+seeded generator, so that a run on one is deterministic and resumable). Subsets (``subsample``, the adaptive estimator) are
 ``Subset``\\ s of the dataset read by a loader with the same batch size and collate function.
 """
 from __future__ import annotations

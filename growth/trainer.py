@@ -407,23 +407,27 @@ def _output_dir(out_dir: Union[str, os.PathLike, None]) -> Optional[Path]:
 
 def _context(train: Data, val: Optional[Data], loss_fn: Optional[Callable], batch_size: Optional[int],
              device: torch.device, seed: int) -> Context:
-    """The strategies' view of the run: tensors on ``device`` (a Dataset becomes a DataLoader with
-    ``batch_size``, in order), the loss, the seeded generator."""
-    train, val = _on_device(as_data(train), device, batch_size), (None if val is None else
-                                                                  _on_device(as_data(val), device, batch_size))
+    """The strategies' view of the run: tensors on ``device`` (a training Dataset becomes a DataLoader
+    of ``batch_size`` shuffled by the run's generator, a validation Dataset one read in order), the
+    loss, the seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    train = _on_device(as_data(train), device, batch_size, generator)
+    val = None if val is None else _on_device(as_data(val), device, batch_size, None)
     n_train = n_samples(train)
     batch_size = n_train if batch_size is None else min(batch_size, n_train)
     loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
-    return Context(0, 0, train, val, loss_fn, batch_size, device, torch.Generator().manual_seed(seed))
+    return Context(0, 0, train, val, loss_fn, batch_size, device, generator)
 
 
-def _on_device(data: Data, device: torch.device, batch_size: Optional[int]) -> Data:
-    """Tensors moved to ``device``; a Dataset read by a DataLoader (``batch_size``, in order); a DataLoader as is."""
+def _on_device(data: Data, device: torch.device, batch_size: Optional[int],
+               generator: Optional[torch.Generator]) -> Data:
+    """Tensors moved to ``device``; a Dataset read by a DataLoader of ``batch_size`` (None: one batch),
+    shuffled by ``generator`` unless it is None; a DataLoader as it is."""
     if isinstance(data, tuple):
         return tuple(t.to(device) for t in data)
     if isinstance(data, DataLoader):
         return data
-    return DataLoader(data, batch_size=batch_size or len(data))
+    return DataLoader(data, batch_size=batch_size or len(data), shuffle=generator is not None, generator=generator)
 
 
 def _progress_bar(name: str, initial: int, progress: Optional[bool]):

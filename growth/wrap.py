@@ -85,8 +85,13 @@ class Wrapped(nn.Module):
             shapes[location] = tuple(h.shape[1:])
             return h
 
-        with torch.no_grad():
-            self.forward(example, location_hook=record)
+        training = self.model.training
+        self.model.eval()  # no side effects of the probe (e.g. BatchNorm running statistics)
+        try:
+            with torch.no_grad():
+                self.forward(example, location_hook=record)
+        finally:
+            self.model.train(training)
         if self._calls != list(range(len(self.points))):
             order = [self.points[i] for i in self._calls]
             raise ValueError(f"the forward pass runs the locations as {order}; each must run exactly once, "

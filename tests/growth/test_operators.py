@@ -229,3 +229,39 @@ def test_the_trainer_on_a_full_batch_loader_repeats_the_tensor_run():
         runs.append([(r["event"], r.get("train_loss"), r.get("loss_after")) for r in result.history])
     assert runs[0] == runs[1]
     assert any(event == "growth" for event, *_ in runs[0])
+
+
+def test_the_trainer_shuffles_a_dataset_with_its_seed():
+    from torch.utils.data import TensorDataset
+    histories = []
+    for seed in (3, 3, 4):
+        net, x, y = tiny("vit_mean", n_blocks=1)
+        result = growth.grow(net, growth.RandomInsertion(), TensorDataset(x, y), batch_size=2, epochs_per_stage=2,
+                             max_stages=2, seed=seed)
+        histories.append([r.get("train_loss") for r in result.history if r["event"] == "epoch"])
+    assert histories[0] == histories[1] != histories[2]
+
+
+@pytest.mark.parametrize("kind", ["cnn_pool", "vit_cls"])
+def test_adaptive_factors_rebuild_q_and_own_their_rows(kind):
+    from growth.adaptive_td import OperatorQSource
+    net, x, y = tiny(kind, n_blocks=1)
+    source = OperatorQSource(net, LOSS, x, y, d2=net.activation.d2, bias=True)
+    factors = source.factors(torch.arange(len(x)))
+    exact = q_blocks(net, LOSS, x, y, bias=True)
+    rows = net.locations()[0].operator.rows_per_sample
+    for location, f in factors.items():
+        rebuilt = torch.einsum("Rr,Ri,Rj->rij", f.weights, f.states, f.states) / len(x)
+        assert torch.allclose(rebuilt, exact[location], rtol=1e-10, atol=1e-14)
+        assert torch.equal(f.owner, torch.arange(len(x)).repeat_interleave(rows))
+    proposals = growth.topological_derivative(net, LOSS, x, y, estimation="adaptive")  # 2k >= S: exact fallback
+    assert [p.eigenvalue for p in proposals] == pytest.approx(
+        [float(torch.linalg.eigvalsh(q).max()) for q in q_blocks(net, LOSS, x, y).values()], rel=1e-10)
+
+
+def test_wrapping_leaves_batch_norm_statistics_alone():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(32, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    net = growth.wrap(model, ["1"], torch.randn(4, 1, 4, 4))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert net.model.training and net.locations()[0].shape == (2, 4, 4)
