@@ -48,6 +48,8 @@ and net2deeper, not tuned, follow the topological choice).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -195,10 +197,12 @@ class HeatProblem(Problem):
     @classmethod
     def report(cls, methods: dict, root) -> str:
         """The published table, ratios and paired tests of the published orderings
-        (:func:`problems.heat_report.report`)."""
-        from problems.heat_report import report, sources_runs
+        (:func:`problems.heat_report.report`); for the paper preset's runs (``root`` named ``paper``)
+        also the measured causes of the gaps (:data:`problems.heat_report.GAPS`)."""
+        from problems.heat_report import GAPS, report, sources_runs
 
-        return report(methods, sources_runs(root))
+        paper = Path(root).name == "paper" and GAPS.is_file()
+        return report(methods, sources_runs(root), GAPS.read_text() if paper else "")
 
     def load(self, path) -> Data:
         dataset = read_dataset(path, self.name)
