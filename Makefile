@@ -27,10 +27,11 @@ MNIST_DIR ?= $(if $(wildcard data/mnist/*.gz),data/mnist,$(if $(wildcard ../shar
 export MNIST_DIR
 TRAIN_CODE := $(wildcard growth/*.py problems/methods/*.py) $(filter-out problems/figures.py problems/transfer_figures.py,$(wildcard problems/*.py))
 # transfer pairs (python -m problems transfer-sweep): source = the problem's dataset, target = the same
-# generator with one ordinary setting changed; MNIST: digits 0-4 -> 5-9 (no dataset). Smoke: seed 0 only
+# generator with one ordinary setting changed and fresh samples (base seed 1); MNIST: digits 0-4 -> 5-9
+# (no dataset). Smoke: seed 0 only
 TRANSFER_PDE := wind navier_stokes
-TRANSFER_TARGET_wind := terrain_seed=1
-TRANSFER_TARGET_navier_stokes := viscosity=5e-3 $(if $(filter paper,$(SCALE)),--n-samples 2000)
+TRANSFER_TARGET_wind := --seed 1 terrain_seed=1
+TRANSFER_TARGET_navier_stokes := --seed 1 viscosity=5e-3 $(if $(filter paper,$(SCALE)),--n-samples 2000)
 TRANSFER_SEEDS := $(if $(filter smoke,$(SCALE)),0,$(SEEDS))
 TRANSFER_RUNS := $(foreach p,$(TRANSFER_PDE) mnist,$(RUNS_DIR)/transfer/$(p)/sweep.done)
 

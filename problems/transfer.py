@@ -80,7 +80,7 @@ TRANSFER_METHODS = ("scratch", "finetune", "head", "topological", "topological_h
 DEFAULTS = {
     "smoke": {"sizes": (10, 40), "epochs": 20, "insertions": 2, "rank": 2, "lr_factors": (0.3, 1.0),
               "source_blocks": 2, "score_estimation": "exact"},
-    "paper": {"sizes": (10, 30, 100, 300), "epochs": 60, "insertions": 3, "rank": 4,
+    "paper": {"sizes": (10, 30, 100, 300, 1000), "epochs": 60, "insertions": 3, "rank": 4,
               "lr_factors": (0.1, 0.3, 1.0), "source_blocks": 3, "score_estimation": "exact"},
 }
 
@@ -432,11 +432,43 @@ def _n_inserted(history: list) -> int:
 
 
 def _pretrained_metrics(problem, source_net, data, new_classes) -> dict:
-    """The source network's test metrics on the target unchanged (how different the tasks are); not
-    defined when the classes change."""
+    """The source network's test metrics on the target unchanged (how different the tasks are) and
+    those of :func:`frozen_head_floor` (``frozen_head_floor_*``, with ``frozen_head_range_fraction``);
+    not defined when the classes change."""
     if new_classes:
         return {}
-    return {f"pretrained_{k}": v for k, v in problem.metrics(_predict(source_net.eval(), data.x_test), data).items()}
+    prediction = _predict(source_net.eval(), data.x_test)
+    pretrained = {f"pretrained_{k}": v for k, v in problem.metrics(prediction, data).items()}
+    if not isinstance(getattr(source_net, "head", None), torch.nn.Linear):
+        return pretrained
+    floor, fraction = frozen_head_floor(source_net.head.weight, prediction, data.y_test, data.target_scaler)
+    return {**pretrained,
+            **{f"frozen_head_floor_{k}": v for k, v in problem.metrics(floor, data).items()},
+            "frozen_head_range_fraction": fraction}
+
+
+def frozen_head_floor(head_weight: torch.Tensor, prediction: torch.Tensor, targets: torch.Tensor,
+                      scaler: Standardizer) -> tuple[torch.Tensor, float]:
+    """The best outputs that any adaptation keeping the head ``y = W h + b`` fixed can give, and the
+    share of the residual it can remove.
+
+    Whatever is inserted before the head (blocks at any location, any training), the output moves
+    by ``W Δh``: within the column space of ``W`` (rank ≤ width). Per sample, in physical units
+    (targets ``t = m + s ⊙ y`` with the standardizer's ``s``), the closest reachable output to the
+    truth is ``ŷ + W c`` with ``c = argmin ‖s ⊙ (y − ŷ − W c)‖``; the errors of these outputs are a
+    lower bound for every frozen-head method (``topological``, ``random``), reached only by a perfect
+    per-sample ``Δh``. Returns (those outputs in standardized units, ``Σ‖s ⊙ W c‖² / Σ‖s ⊙ (y − ŷ)‖²``
+    over the samples: the fraction of the squared residual inside the head's range).
+    The gradient of the loss at the last residual state is ``Wᵀ ∂L/∂y``, so it, and the topological
+    derivative, see only this part of the residual."""
+    w = head_weight.detach().double().cpu()
+    s = torch.as_tensor(np.broadcast_to(np.asarray(scaler.std, dtype=float), (w.shape[0],)).copy())
+    residual = s * (targets.double().cpu() - prediction.double().cpu())
+    a = s[:, None] * w
+    coefficients = torch.linalg.lstsq(a, residual.T, driver="gelsd").solution
+    reached = (a @ coefficients).T
+    floor = prediction.double().cpu() + (w @ coefficients).T
+    return floor.to(prediction.dtype), float((reached ** 2).sum() / (residual ** 2).sum())
 
 
 def transfer_sweep(problem_name: str, preset: str, seeds, sizes, methods, source, target, out_root,

@@ -3,10 +3,11 @@
 Reads ``ROOT/PROBLEM/METHOD/n_N/seed_S/{config,metrics}.json`` and writes, per problem,
 ``figures/transfer_PROBLEM.png``: the target test error against the number of target samples N
 (log axis), one curve per method, mean ± std over seeds, the source network's error on the target
-test set before adaptation as a dashed line; beside it the trainable-parameter count of every
+test set before adaptation as a dashed line, the floor of the frozen-head methods
+(:func:`problems.transfer.frozen_head_floor`) dotted; beside it the trainable-parameter count of every
 method. The error is ``test_rel_l2`` where the runs report it, else the classification error
 1 − ``test_accuracy``, else ``test_mse``. :func:`transfer_summary` gives the same numbers as
-markdown rows for ``summary.md``.
+markdown rows for ``summary.md``, with the differences to the insertion methods paired by seed.
 """
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ def draw(plt, problem: str, methods: dict, fig_dir: Path) -> None:
     before = [error_of(r, "pretrained_test_")[1] for rs in methods.get("head", {}).values() for r in rs]
     if any(v is not None for v in before):
         ax.axhline(_stats(before)[0], ls="--", color="gray", label="source network, not adapted")
+    floor = [error_of(r, "frozen_head_floor_test_")[1] for rs in methods.get("head", {}).values() for r in rs]
+    if any(v is not None for v in floor):
+        ax.axhline(_stats(floor)[0], ls=":", color="black", label="floor of every frozen-head method")
     ax.set_xscale("log")
     sizes = sorted({n for by_n in methods.values() for n in by_n})
     ax.set_xticks(sizes, [str(n) for n in sizes])
@@ -123,6 +127,14 @@ def transfer_summary(problem: str, methods: dict) -> list[str]:
     before = [error_of(r, "pretrained_test_")[1] for rs in methods.get("head", {}).values() for r in rs]
     if any(v is not None for v in before):
         lines += ["Source network on the target test set before adaptation: {:.4g} ± {:.4g}.".format(*_stats(before)), ""]
+    heads = [r for rs in methods.get("head", {}).values() for r in rs if "frozen_head_range_fraction" in r]
+    if heads:
+        floor = _stats(error_of(r, "frozen_head_floor_test_")[1] for r in heads)
+        share = _stats(r["frozen_head_range_fraction"] for r in heads)
+        lines += [f"Lowest error any method that keeps the source head frozen (topological, random) can reach: "
+                  f"{floor[0]:.4g} ± {floor[1]:.3g} (each test residual replaced by its part outside the head's "
+                  f"column space); share of the squared test residual inside that space: {share[0]:.3g} ± "
+                  f"{share[1]:.2g}.", ""]
     header = ["method"] + [f"N = {n}" for n in sizes] + ["trainable parameters", "inserted blocks", "seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in _ordered(methods):
@@ -133,6 +145,32 @@ def transfer_summary(problem: str, methods: dict) -> list[str]:
         lines.append("| " + " | ".join([method, *cells, "{:.0f}".format(_stats(r["n_trainable"] for r in runs)[0]),
                                         "{:.2g}".format(_stats(r.get("n_inserted", 0) for r in runs)[0]),
                                         str(n_seeds)]) + " |")
+    return lines + [""] + paired_table(methods, "topological") + paired_table(methods, "topological_head")
+
+
+def paired_table(methods: dict, reference: str) -> list[str]:
+    """Markdown lines: for every other method and N, the error difference (other − ``reference``)
+    paired by seed, mean ± std over the seeds both ran, and the count of seeds where ``reference`` is
+    lower (positive: ``reference`` better)."""
+    if reference not in methods:
+        return []
+    sizes = sorted(methods[reference])
+    lines = [f"Paired by seed: error of each method minus that of {reference} (positive: {reference} lower), "
+             f"mean ± std over seeds, and the seeds where {reference} is lower.", "",
+             "| method | " + " | ".join(f"N = {n}" for n in sizes) + " |", "|" + "---|" * (len(sizes) + 1)]
+    for method in _ordered(methods):
+        if method == reference:
+            continue
+        cells = []
+        for n in sizes:
+            ours = {r["seed"]: error_of(r)[1] for r in methods[reference][n]}
+            diff = [error_of(r)[1] - ours[r["seed"]] for r in methods[method].get(n, []) if r["seed"] in ours]
+            if not diff:
+                cells.append("")
+                continue
+            mean, std = _stats(diff)
+            cells.append(f"{mean:+.3g} ± {std:.2g} ({sum(d > 0 for d in diff)}/{len(diff)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

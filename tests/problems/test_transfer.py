@@ -1,14 +1,16 @@
 """`python -m problems transfer`: one-line refusal of mismatched shapes, the run files, resume, the
-source cache, exact insertion counts, and the MNIST digit tasks."""
+source cache, exact insertion counts, the MNIST digit tasks, and the frozen-head floor."""
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from problems.base import Standardizer
 from problems.mnist import MnistProblem
-from problems.transfer import load_pair, run_transfer, target_data
+from problems.transfer import frozen_head_floor, load_pair, run_transfer, target_data
 from tests.conftest import REPO
 from tests.problems.test_cli import assert_one_line_error, cli
 
@@ -97,5 +99,32 @@ def test_sweep_matches_insertion_counts_and_figures_draw_it(datasets, tmp_path):
     assert (tmp_path / "out" / "figures" / "transfer_navier_stokes.png").is_file()
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "### navier_stokes: transfer" in summary
-    assert [line.split(" | ")[0] for line in summary.splitlines() if line.startswith("| ") and "N = 6" not in line] \
-        == ["| head", "| topological", "| random"]
+    table = summary.split("| method | N = 6 | trainable")[1].split("\n\n")[0]
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| head", "| topological", "| random"]
+    assert "Lowest error any method that keeps the source head frozen" in summary
+    paired = summary.split("minus that of topological (")[1].split("\n\n")[1]
+    assert [line.split(" | ")[0] for line in paired.splitlines()[2:]] == ["| head", "| random"]
+    errors = {m: json.loads((runs / m / "n_6" / "seed_0" / "metrics.json").read_text())["test_rel_l2"]
+              for m in ("head", "topological")}
+    assert f"{errors['head'] - errors['topological']:+.3g} ± 0 (" in paired.splitlines()[2]
+
+
+def test_frozen_head_floor_is_the_projection_on_the_head_range():
+    """A residual inside the head's column space is removed exactly (fraction 1); a general one only
+    in its projection, weighted by the standardizer's scales, which leaves the orthogonal part."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(12, 3, generator=generator, dtype=torch.float64)
+    prediction = torch.randn(5, 12, generator=generator, dtype=torch.float64)
+    scaler = Standardizer(np.zeros(12), np.linspace(0.5, 2.0, 12))
+    reachable = prediction + torch.randn(5, 3, generator=generator, dtype=torch.float64) @ weight.T
+    floor, fraction = frozen_head_floor(weight, prediction, reachable, scaler)
+    assert torch.allclose(floor, reachable) and fraction == pytest.approx(1.0)
+    targets = torch.randn(5, 12, generator=generator, dtype=torch.float64)
+    floor, fraction = frozen_head_floor(weight, prediction, targets, scaler)
+    s = torch.as_tensor(scaler.std)
+    left = s * (targets - floor)
+    assert torch.allclose((s[:, None] * weight).T @ left.T, torch.zeros(3, 5, dtype=torch.float64), atol=1e-10)  # orthogonal
+    assert torch.allclose((floor - prediction) @ torch.linalg.pinv(weight).T @ weight.T, floor - prediction)
+    total = (s * (targets - prediction)).square().sum()
+    assert fraction == pytest.approx(1 - float(left.square().sum() / total))
+    assert 0 < fraction < 1
