@@ -29,6 +29,12 @@ takes a few steps per epoch):
                   epochs per stage, validation-plateau stopping (as in the growth loop)
 ``topological_head`` the same with the head trained too: stage 0 trains the head alone, then one
                   block per stage, ``epochs // (insertions + 1)`` epochs per stage
+``topological_multi`` as ``topological`` (frozen head), each block with the authors' multi-neuron
+                  rule (every eigenvector with eigenvalue ≥ 0.5 λ_max, growth.TopologicalStrategy
+                  ``multi_neuron=True``) instead of the single best neuron. Why it exists: the
+                  activation has σ'(0) = 0, so a neuron inserted with zero weights and bias has zero
+                  gradient for ever; a single-neuron block trains one row of its W (one coordinate
+                  of the residual stream), whatever its nominal parameter count
 ``random``        as ``topological``, but random location and N(0, 0.01²) weights
                   (growth.RandomInsertion); ``--insertions K`` inserts exactly K blocks in stages of
                   the same length (the sweep passes the count of the topological run of the same
@@ -39,7 +45,7 @@ takes a few steps per epoch):
 
 When the target has other classes (``data.info["classes"]`` differs; MNIST 0–4 → 5–9) the head is
 re-initialized for the new classes and trained in every method (``topological`` then equals
-``topological_head``).
+``topological_head``, and ``topological_multi`` trains the head too).
 Mismatched shapes (sensor count, grid) are refused with one line. Output as ``run``: ``OUT.partial``
 renamed to ``OUT`` when finished; a finished run with the same configuration is not redone.
 """
@@ -76,7 +82,9 @@ from problems.methods.topological import Config as TopologicalConfig
 from problems.registry import problem_class
 from problems.run import _meta, _predict, _write_json, is_done
 
-TRANSFER_METHODS = ("scratch", "finetune", "head", "topological", "topological_head", "random", "lora")
+TRANSFER_METHODS = ("scratch", "finetune", "head", "topological", "topological_head", "topological_multi", "random",
+                    "lora")
+INSERTION_METHODS = ("topological", "topological_head", "topological_multi", "random")
 DEFAULTS = {
     "smoke": {"sizes": (10, 40), "epochs": 20, "insertions": 2, "rank": 2, "lr_factors": (0.3, 1.0),
               "source_blocks": 2, "score_estimation": "exact"},
@@ -336,6 +344,11 @@ def train_transfer(problem, source_net, data, method, s, seed, device, callback,
     if method in ("topological", "topological_head"):
         strategy = registered_method("topological").strategy(problem, data, s, seed)
         return _insertion(problem, net, strategy, data, s, seed, device, callback, None), {}
+    if method == "topological_multi":
+        strategy = growth.TopologicalStrategy(multi_neuron=True, batch_size=s.score_batch_size,
+                                              subsample=s.score_subsample, subsample_seed=seed,
+                                              estimation=s.score_estimation)
+        return _insertion(problem, net, strategy, data, s, seed, device, callback, None), {}
     strategy = registered_method("random").strategy(problem, data, s, seed)
     return _insertion(problem, net, strategy, data, s, seed, device, callback, insertions), {}
 
@@ -359,7 +372,7 @@ def user_network(path, method: str, device: str):
         net = growth.load(path, map_location=device)
     except (OSError, ValueError, RuntimeError) as error:
         raise UserError(f"--source-network {path}: {str(error).splitlines()[0]}") from None
-    if method in ("topological", "topological_head", "random"):
+    if method in INSERTION_METHODS:
         try:
             check_td_activation(net)
         except (TypeError, ValueError) as error:
@@ -456,7 +469,8 @@ def frozen_head_floor(head_weight: torch.Tensor, prediction: torch.Tensor, targe
     by ``W Δh``: within the column space of ``W`` (rank ≤ width). Per sample, in physical units
     (targets ``t = m + s ⊙ y`` with the standardizer's ``s``), the closest reachable output to the
     truth is ``ŷ + W c`` with ``c = argmin ‖s ⊙ (y − ŷ − W c)‖``; the errors of these outputs are a
-    lower bound for every frozen-head method (``topological``, ``random``), reached only by a perfect
+    lower bound for every frozen-head method (``topological``, ``topological_multi``, ``random``;
+    not ``lora``, whose adapters change the head), reached only by a perfect
     per-sample ``Δh``. Returns (those outputs in standardized units, ``Σ‖s ⊙ W c‖² / Σ‖s ⊙ (y − ŷ)‖²``
     over the samples: the fraction of the squared residual inside the head's range).
     The gradient of the loss at the last residual state is ``Wᵀ ∂L/∂y``, so it, and the topological

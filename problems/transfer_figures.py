@@ -131,10 +131,10 @@ def transfer_summary(problem: str, methods: dict) -> list[str]:
     if heads:
         floor = _stats(error_of(r, "frozen_head_floor_test_")[1] for r in heads)
         share = _stats(r["frozen_head_range_fraction"] for r in heads)
-        lines += [f"Lowest error any method that keeps the source head frozen (topological, random) can reach: "
-                  f"{floor[0]:.4g} ± {floor[1]:.3g} (each test residual replaced by its part outside the head's "
-                  f"column space); share of the squared test residual inside that space: {share[0]:.3g} ± "
-                  f"{share[1]:.2g}.", ""]
+        lines += [f"Lowest error any method that keeps the source head frozen (topological, topological_multi, "
+                  f"random) can reach: {floor[0]:.4g} ± {floor[1]:.3g} (each test residual replaced by its part "
+                  f"outside the head's column space); share of the squared test residual inside that space: "
+                  f"{share[0]:.3g} ± {share[1]:.2g}.", ""]
     header = ["method"] + [f"N = {n}" for n in sizes] + ["trainable parameters", "inserted blocks", "seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in _ordered(methods):
@@ -145,7 +145,8 @@ def transfer_summary(problem: str, methods: dict) -> list[str]:
         lines.append("| " + " | ".join([method, *cells, "{:.0f}".format(_stats(r["n_trainable"] for r in runs)[0]),
                                         "{:.2g}".format(_stats(r.get("n_inserted", 0) for r in runs)[0]),
                                         str(n_seeds)]) + " |")
-    return lines + [""] + paired_table(methods, "topological") + paired_table(methods, "topological_head")
+    return lines + [""] + [line for reference in ("topological", "topological_multi", "topological_head")
+                           for line in paired_table(methods, reference)]
 
 
 def paired_table(methods: dict, reference: str) -> list[str]:

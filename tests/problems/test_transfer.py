@@ -1,5 +1,6 @@
 """`python -m problems transfer`: one-line refusal of mismatched shapes, the run files, resume, the
-source cache, exact insertion counts, the MNIST digit tasks, and the frozen-head floor."""
+source cache, exact insertion counts, the MNIST digit tasks, the frozen-head floor, and why a
+single inserted neuron trains alone."""
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import growth
 from problems.base import Standardizer
 from problems.mnist import MnistProblem
 from problems.transfer import frozen_head_floor, load_pair, run_transfer, target_data
@@ -128,3 +130,24 @@ def test_frozen_head_floor_is_the_projection_on_the_head_range():
     total = (s * (targets - prediction)).square().sum()
     assert fraction == pytest.approx(1 - float(left.square().sum() / total))
     assert 0 < fraction < 1
+
+
+def test_an_inserted_neuron_starting_at_zero_never_trains(datasets, tmp_path):
+    """σ'(0) = 0: a row of an inserted block with zero weights and bias has zero gradient, so under a
+    frozen head a single-neuron block (``topological``) ends training with exactly one nonzero row;
+    the multi-neuron rule (``topological_multi``) inserts blocks of the same kind through the sweep's
+    command."""
+    ns = datasets["navier_stokes"]
+    cache = tmp_path / "source"
+    for method in ("topological", "topological_multi"):
+        metrics = run_transfer("navier_stokes", method, 9, 0, "smoke", ns, ns, tmp_path / method, cache=cache)
+        source = growth.load(cache / "network.pt")
+        net = growth.load(tmp_path / method / "network.pt")
+        old = [b.linear.weight for b in source.blocks]
+        inserted = [b.linear.weight for b in net.blocks if not any(torch.equal(b.linear.weight, w) for w in old)]
+        assert len(inserted) == metrics["n_inserted"] >= 1
+        rows = [int((w.abs().sum(1) > 0).sum()) for w in inserted]
+        if method == "topological":
+            assert rows == [1] * len(inserted)
+        else:
+            assert all(1 <= r <= net.width for r in rows)
