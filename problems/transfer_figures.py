@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from problems.base import split_counts
 from problems.run import read_each, read_metrics
 from problems.transfer import TRANSFER_METHODS
 
@@ -53,8 +54,14 @@ def setup_line(config: dict) -> str:
     geometry = ", ".join(f"{k} {a[k]}" for k in sorted(a) if "mesh" in k or "grid" in k)
     changed = ", ".join(f"{k} {a.get(k)} → {b.get(k)}" for k in sorted(set(a) | set(b))
                         if a.get(k) != b.get(k) and k != "n_samples")
+    if source.get("base_seed") != target.get("base_seed"):
+        changed = ", ".join(filter(None, [changed, f"base seed {source.get('base_seed')} → {target.get('base_seed')}"]))
+    splits = [list(split_counts(d["n_samples"], tuple(s["split"]))) for d in (source, target)] if "split" in s else []
+    used = (f" (split used: source {splits[0]}, target {splits[1]})"
+            if any(part != list(s["split"]) for part in splits) else "")
     return (f"Run: preset {config['preset']}; source dataset {source['n_samples']} samples, target dataset "
-            f"{target['n_samples']} samples, generator settings changed: {changed or 'none'}; {geometry}; {budget}.")
+            f"{target['n_samples']} samples, generator settings changed: {changed or 'none'}; {geometry}; "
+            f"{budget}{used}.")
 
 
 def error_of(metrics: dict, prefix: str = "test_") -> tuple[str, float | None]:
