@@ -18,7 +18,15 @@ DATA_PRESET := $(if $(filter full,$(SCALE)),paper,$(SCALE))
 DATA_DIR := data/$(DATA_PRESET)
 # the PDE problems: the names in pde_data/registry.py (a new problem needs no edit here)
 PDE_PROBLEMS := $(shell sed -n 's/^ *"\([a-z0-9_]*\)": "pde_data\..*/\1/p' pde_data/registry.py)
-PROBLEMS := $(PDE_PROBLEMS) boston mnist
+# MNIST and Navier–Stokes on images and grids for a residual CNN and a vision transformer (problems/grids.py)
+MNIST_PROBLEMS := mnist mnist_cnn mnist_vit
+PROBLEMS := $(PDE_PROBLEMS) boston $(MNIST_PROBLEMS) navier_stokes_cnn
+# their compared methods beyond the smoke scale (issue 13: TD, SensLI, random insertion, Net2DeeperNet and
+# the fixed final architecture; the smoke scale runs every method available on them)
+GRID_METHODS := $(if $(filter smoke,$(SCALE)),,topological sensitivity random net2deeper baseline)
+METHODS_mnist_cnn ?= $(GRID_METHODS)
+METHODS_mnist_vit ?= $(GRID_METHODS)
+METHODS_navier_stokes_cnn ?= $(GRID_METHODS)
 SEEDS ?= $(if $(filter smoke,$(SCALE)),0 1,0 1 2)
 RUNS_DIR := results/runs/$(SCALE)
 FIGURES_DIR := $(if $(filter paper,$(SCALE)),results,results/$(SCALE))
@@ -79,13 +87,16 @@ $(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.do
 	$(SWEEP)
 $(RUNS_DIR)/boston/sweep.done: $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
 	$(SWEEP)
+# the field-to-field CNN reads the navier_stokes dataset
+$(RUNS_DIR)/navier_stokes_cnn/sweep.done: $(DATA_DIR)/navier_stokes.h5 $(TRAIN_CODE) | setup
+	$(SWEEP)
 # MNIST needs its four files (MNIST_DIR, else downloaded into data/mnist): without them and without
 # network the sweep is skipped in one line, every other problem is still run and drawn, and
 # `make figures` then ends with one line and a non-zero exit (MNIST_MISSING below)
-$(RUNS_DIR)/mnist/sweep.done: $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
+$(foreach p,$(MNIST_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
 	@if [ -f $(MNIST_DIR)/train-images-idx3-ubyte.gz ] || $(PY) -m problems download-mnist --out $(MNIST_DIR); then \
 	  echo '$(SWEEP_COMMAND)' && $(SWEEP_COMMAND) && touch $@; \
-	else echo "mnist: skipped (no MNIST files); the other problems go on" >&2; fi
+	else echo "$*: skipped (no MNIST files); the other problems go on" >&2; fi
 data/mnist/train-images-idx3-ubyte.gz: | setup
 	$(PY) -m problems download-mnist --out data/mnist
 MNIST_MISSING := error: MNIST was skipped (no files in $(MNIST_DIR) and no download): put the four MNIST .gz files there (or set MNIST_DIR), or run `python -m problems download-mnist` where there is network, then `make figures` again

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -99,6 +100,12 @@ class Split:
     def to(self, device) -> "Split":
         return Split(self.inputs.to(device), self.targets.to(device), self.index, self.extras)
 
+    def shaped(self, inputs: tuple, targets: Optional[tuple] = None) -> "Split":
+        """The same rows with every sample's input viewed as the shape ``inputs`` (e.g. (C, H, W)), and
+        its target as ``targets`` (None: as it is)."""
+        y = self.targets if targets is None else self.targets.reshape(len(self.targets), *targets)
+        return Split(self.inputs.reshape(len(self.inputs), *inputs), y, self.index, self.extras)
+
 
 @dataclass
 class Data:
@@ -132,6 +139,11 @@ class Data:
     def to(self, device) -> "Data":
         return dataclasses.replace(self, train=self.train.to(device), val=self.val.to(device),
                                    test=self.test.to(device))
+
+    def shaped(self, inputs: tuple, targets: Optional[tuple] = None) -> "Data":
+        """Every split :meth:`Split.shaped` (grids and images for convolutional networks)."""
+        return dataclasses.replace(self, train=self.train.shaped(inputs, targets), val=self.val.shaped(inputs, targets),
+                                   test=self.test.shaped(inputs, targets))
 
     def pooled(self) -> "Data":
         """Training and validation rows together as the training split, no validation rows."""
@@ -204,6 +216,7 @@ class Problem:
     name = "problem"
     kind = "field"
     needs_data = True
+    dataset = ""  # the pde_data problem whose dataset it reads (default: its own name)
     split_seed = 0
     presets: dict = {}
     # presentation (problems.figures draws from these alone):
@@ -221,6 +234,11 @@ class Problem:
             raise UserError(f"unknown preset '{preset}' for {self.name} (known: {', '.join(self.presets)})")
         self.preset = preset
         self.settings = self.presets[preset]
+
+    @classmethod
+    def data_file(cls, data_dir) -> Path:
+        """Its dataset in ``data_dir``: ``DATASET.h5`` (``dataset``, else the problem's name)."""
+        return Path(data_dir) / f"{cls.dataset or cls.name}.h5"
 
     @property
     def dtype(self) -> torch.dtype:

@@ -15,14 +15,15 @@ import time
 import torch
 
 from common import mpi_rank
-from problems.methods import check_method, config_for, method
+from problems.methods import available, check_method, config_for, method
+from problems.networks import architecture
 from problems.registry import problem_class
 
 
 def seconds_per_epoch(problem, data, device: str = "cpu", probe_batches: int = 20) -> float:
     """Measured seconds of one training epoch of the preset's largest network."""
     s = config_for(problem, "baseline")
-    net = method("baseline").network(s, data, s.final_blocks).to(device)
+    net = method("baseline").network(s, data, s.final_blocks, architecture=architecture(problem)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     loss_fn = problem.loss_fn()
     x, y = data.x_train.to(device), data.y_train.to(device)
@@ -59,9 +60,9 @@ def estimate(preset: str, problems, methods, seeds, data_dir=None, ranks: int = 
     try:
         for name in problems:
             problem = problem_class(name)(preset)
-            path = f"{data_dir or f'data/{preset}'}/{name}.h5" if problem.needs_data else None
+            path = problem.data_file(data_dir or f"data/{preset}") if problem.needs_data else None
             per_epoch = seconds_per_epoch(problem, problem.load(path), device)
-            seconds = per_epoch * sum(run_epochs(problem, m) for m in methods) * len(seeds) / ranks
+            seconds = per_epoch * sum(run_epochs(problem, m) for m in methods if available(problem, m)) * len(seeds) / ranks
             total += seconds
             print(f"estimate {name}: {per_epoch:.2f} s per epoch (largest network), {len(methods)} methods × "
                   f"{len(seeds)} seeds on {ranks} rank(s): {seconds / 3600:.2f} h", flush=True)

@@ -54,7 +54,7 @@ class NavierStokesProblem(Problem):
     transfer_presets = {"paper": {"width": 128}}
 
     def load(self, path) -> Data:
-        dataset = read_dataset(path, self.name)
+        dataset = read_dataset(path, self.dataset or self.name)
         data = dataset_split(self, dataset, dataset.rows("parameters"),
                              lambda rows: Standardizer.fit(rows, per_feature=False))
         data.info["grid_shape"] = tuple(int(n) for n in

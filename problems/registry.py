@@ -11,6 +11,9 @@ PROBLEMS = {
     "wind": "problems.wind:WindProblem",
     "boston": "problems.boston:BostonProblem",
     "mnist": "problems.mnist:MnistProblem",
+    "mnist_cnn": "problems.grids:MnistCnnProblem",
+    "mnist_vit": "problems.grids:MnistVitProblem",
+    "navier_stokes_cnn": "problems.grids:NavierStokesCnnProblem",
 }
 
 

@@ -45,7 +45,7 @@ import growth
 from growth.divergence import TrainingDiverged
 from growth.srl import ResidualSum
 from common.errors import UserError
-from problems.methods import check_method, n_epochs, settings_for, train
+from problems.methods import check_available, check_method, n_epochs, settings_for, train
 from problems.registry import problem_class
 
 N_SNAPSHOTS = 4
@@ -58,6 +58,7 @@ def run_config(problem_name: str, method: str, seed: int, preset: str, data_path
     if seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
     problem = problem_class(problem_name)(preset)
+    check_available(problem, method)
     dataset = None
     if problem.needs_data:
         if data_path is None:

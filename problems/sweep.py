@@ -22,7 +22,7 @@ import torch
 
 from common import mpi_rank
 from common.errors import UserError
-from problems.methods import check_method
+from problems.methods import available, check_method
 from problems.registry import problem_class
 from problems.run import is_done, run, run_config
 
@@ -38,12 +38,12 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
     root = Path(out_root or f"results/runs/{preset}")
     rank, size = mpi_rank.rank_size()
     torch.set_num_threads(mpi_rank.cpus_per_process())  # cores allotted, not the node's
-    jobs = [(p, m, s) for p in problems for m in methods for s in seeds]
+    jobs = [(p, m, s) for p in problems for m in methods if _offered(p, m, preset) for s in seeds]
     failed = 0
     for i, (problem, method, seed) in enumerate(jobs):
         if i % size != rank:
             continue
-        data = data_dir / f"{problem}.h5" if problem_class(problem).needs_data else None
+        data = problem_class(problem).data_file(data_dir) if problem_class(problem).needs_data else None
         out = root / problem / method / f"seed_{seed}"
         label = f"[{i + 1}/{len(jobs)}] {problem} {method} seed {seed}"
         try:
@@ -68,3 +68,12 @@ def sweep(preset: str, seeds, problems, methods, data_dir=None, out_root=None, d
             print(f"{label}: failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
                   f"(traceback in {log})", file=sys.stderr, flush=True)
     return 1 if failed else 0
+
+
+def _offered(problem: str, method: str, preset: str) -> bool:
+    """Whether the sweep runs ``method`` on ``problem`` (:func:`problems.methods.available`); one info
+    line when not (a CNN or ViT problem and a method that needs an MLP stack)."""
+    if available(problem_class(problem)(preset), method):
+        return True
+    logger.info(f"{problem} {method}: not available (the method needs a plain MLP stack), not run")
+    return False

@@ -15,7 +15,7 @@ def test_make_figures_without_mnist_draws_the_rest_and_fails_at_the_end(tmp_path
     for problem in ("heat", "navier_stokes", "wind"):
         (data / f"{problem}.h5").write_bytes(b"")
     _finished_run(runs)
-    for problem in ("heat", "navier_stokes", "wind", "boston"):
+    for problem in ("heat", "navier_stokes", "wind", "boston", "navier_stokes_cnn"):
         (runs / problem).mkdir(parents=True, exist_ok=True)
         (runs / problem / "sweep.done").write_text("")
     for problem in ("navier_stokes", "wind"):  # the PDE transfer pairs, stood in for likewise

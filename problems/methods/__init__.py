@@ -15,8 +15,10 @@ from common.errors import ConfigError, UserError
 from problems.base import Data, Problem
 from problems.config import build, field_names
 from problems.methods.base import Method, Settings, Trained, n_epochs
+from problems.networks import architecture
 
-__all__ = ["METHODS", "method", "check_method", "settings_for", "config_for", "train", "n_epochs", "Trained"]
+__all__ = ["METHODS", "method", "check_method", "available", "check_available", "settings_for", "config_for", "train",
+           "n_epochs", "Trained"]
 
 METHODS = {
     "topological": "problems.methods.topological",
@@ -43,12 +45,26 @@ def method(name: str) -> Method:
     return importlib.import_module(METHODS[name]).METHOD
 
 
+def available(problem: Problem, name: str) -> bool:
+    """Whether method ``name`` can train ``problem``'s network: every method on the ResidualMLP, only
+    those defined on the growable protocol on a CNN or ViT (``network`` setting)."""
+    return architecture(problem) is None or not method(name).needs_stack
+
+
+def check_available(problem: Problem, name: str) -> None:
+    """UserError (one line) unless method ``name`` is :func:`available` for ``problem``."""
+    if not available(problem, name):
+        offered = [m for m in METHODS if available(problem, m)]
+        raise UserError(f"method '{name}' needs a plain MLP stack (growth.Stack); problem '{problem.name}' "
+                        f"trains a {architecture(problem).kind} network (available: {', '.join(offered)})")
+
+
 def config_for(problem: Problem, name: str) -> Settings:
     """The typed settings of method ``name`` on ``problem``'s preset: the method's defaults, the preset's
     settings that the method has, then the preset's overrides for the method. A preset key that no
     method has, an override the method does not have, or a mistyped value is a one-line ConfigError."""
     where = f"{problem.name} preset '{problem.preset}'"
-    shared = {k: v for k, v in problem.settings.items() if k != "methods"}
+    shared = {k: v for k, v in problem.settings.items() if k not in ("methods", "network")}
     known = {k for n in METHODS for k in field_names(method(n).Config)}
     unknown = [k for k in shared if k not in known]
     if unknown:
@@ -63,8 +79,11 @@ def config_for(problem: Problem, name: str) -> Settings:
 
 
 def settings_for(problem: Problem, name: str) -> dict:
-    """Every setting a run of method ``name`` uses, as a plain dict (config.json)."""
-    return dataclasses.asdict(config_for(problem, name))
+    """Every setting a run of method ``name`` uses, as a plain dict (config.json); with the problem's
+    ``network`` (:class:`problems.networks.Architecture`) where its preset sets one."""
+    settings = dataclasses.asdict(config_for(problem, name))
+    arch = architecture(problem)
+    return settings if arch is None else {**settings, "network": dataclasses.asdict(arch)}
 
 
 def train(problem: Problem, data: Data, name: str, seed: int, device, callback) -> Trained:

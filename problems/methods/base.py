@@ -24,6 +24,7 @@ from torch import nn
 import growth
 from problems.base import Data, Problem
 from problems.methods.cv import Decisions, cross_validate
+from problems.networks import Architecture, architecture, build_network
 from problems.optimizers import optimizer_factory
 
 __all__ = ["Settings", "Schedule", "Trained", "Method", "adam", "decided", "default_of", "n_epochs"]
@@ -110,10 +111,15 @@ class Method:
     name = "method"
     Config: type = Settings
     plain_network = False
+    needs_stack = False  # needs a plain MLP stack (growth.Stack), not only the growable protocol
     keeps_stage_networks = False  # cross-validation keeps each stage's fold networks (SRL continues them)
 
-    def network(self, config: Settings, data: Data, n_blocks: int, width: Optional[int] = None) -> nn.Module:
-        """A PlainMLP (``plain_network``) or ResidualMLP of ``n_blocks`` blocks for ``data``'s shapes."""
+    def network(self, config: Settings, data: Data, n_blocks: int, width: Optional[int] = None,
+                architecture: Optional[Architecture] = None) -> nn.Module:
+        """A PlainMLP (``plain_network``) or ResidualMLP of ``n_blocks`` blocks for ``data``'s shapes, or
+        the CNN/ViT of the problem's ``architecture`` (:mod:`problems.networks`)."""
+        if architecture is not None:
+            return build_network(architecture, config, data, n_blocks, width)
         cls = growth.PlainMLP if self.plain_network else growth.ResidualMLP
         net = cls(data.x_train.shape[1], data.n_outputs, width or config.width, n_blocks,
                   activation=config.activation, input_activation=config.input_activation)
@@ -159,7 +165,7 @@ class Method:
         plan = self.schedule(config, decisions)
         if patience is None:
             patience = math.inf if decisions is not None else config.patience
-        net = self.network(config, data, plan.n_blocks).to(device)
+        net = self.network(config, data, plan.n_blocks, architecture=architecture(problem)).to(device)
         strategy = self.strategy(problem, data, config, seed)
         return growth.grow(net, strategy, data.train.xy, data.val.xy if len(data.x_val) else None,
                            loss_fn=problem.loss_fn(), epochs_per_stage=plan.stage_epochs, max_stages=plan.n_stages,

@@ -20,6 +20,7 @@ class ForwardThinking(Method):
     name = "forward_thinking"
     Config = Config
     plain_network = True
+    needs_stack = True
 
     def strategy(self, problem, data, config, seed):
         return growth.ForwardThinking(std=config.forward_thinking_std)

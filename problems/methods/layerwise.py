@@ -59,6 +59,7 @@ def manifold_set(data, config: Config, seed: int) -> Optional[Manifold]:
 class Layerwise(Method):
     name = "layerwise"
     Config = Config
+    needs_stack = True
 
     def strategy(self, problem, data, config, seed):
         manifold = manifold_set(data, config, seed)

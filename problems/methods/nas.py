@@ -1,5 +1,6 @@
 """Neural-architecture-search baseline (docs/methods.md §D): Optuna's TPE sampler over the depth, width and
-learning rate of a fixed ResidualMLP, under the same total epoch budget as every other method.
+learning rate of a fixed ResidualMLP (or of the problem's CNN/ViT, :mod:`problems.networks`; a ViT's
+width rounded to a multiple of its heads), under the same total epoch budget as every other method.
 
 ``n_trials`` trials of ``epochs // n_trials`` epochs each (one stage, :class:`growth.FixedBaseline`);
 the search space is depth ∈ {1, ..., final_blocks}, width ∈ [width/2, 2·width] (log scale, integer)
@@ -18,6 +19,7 @@ import torch
 
 import growth
 from problems.methods.base import Method, Settings, Trained, adam
+from problems.networks import architecture
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,15 +35,18 @@ class NAS(Method):
         torch.manual_seed(seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # optuna configures its logger on first use
         epochs = config.epochs // config.n_trials
+        arch = architecture(problem)
+        step = arch.heads if arch is not None and arch.kind == "vit" else 1  # a ViT's width: a multiple of its heads
         best: dict = {}
         history: list = []
 
         def objective(trial: optuna.Trial) -> float:
             depth = trial.suggest_int("depth", 1, config.final_blocks)
             width = trial.suggest_int("width", max(2, config.width // 2), 2 * config.width, log=True)
+            width = step * max(1, round(width / step))
             lr = trial.suggest_float("lr", config.lr / 10, config.lr * 10, log=True)
             torch.manual_seed(seed + trial.number)
-            net = self.network(config, data, depth, width=width).to(device)
+            net = self.network(config, data, depth, width=width, architecture=arch).to(device)
 
             def record(r, model=net):
                 r = {**r, "trial": trial.number}
