@@ -303,7 +303,7 @@ def _setup(methods: dict) -> str:
     runs = [r for rs in methods.values() for r in rs]
     s = runs[0]["config"]["settings"]
     seeds = sorted({r["config"]["seed"] for r in runs})
-    budget = ", ".join(f"{k} {s[k]}" for k in ("split", "width", "n_blocks", "final_blocks", "epochs", "lr",
+    budget = ", ".join(f"{k} {s[k]}" for k in ("network", "split", "width", "n_blocks", "final_blocks", "epochs", "lr",
                                                   "weight_decay", "batch_size", "score_subsample", "score_estimation")
                         if k in s and (s[k] is not None or k == "batch_size"))
     dataset = runs[0]["config"].get("dataset") or {}
