@@ -30,22 +30,23 @@ def single_threaded(fn):
         torch.set_num_threads(threads)
 
 
-def alternating_ratios(numerator, denominator, repeats):
-    """``repeats`` ratios of the wall times of ``numerator()`` and ``denominator()``, run in
-    alternating order (neither side always runs first)."""
+def alternating_ratios(numerator, denominator, repeats, clock=time.perf_counter):
+    """``repeats`` ratios of the times of ``numerator()`` and ``denominator()`` on ``clock`` (wall
+    time by default; ``time.process_time`` is the CPU time, which another process's load does not
+    inflate, for single-threaded work), run in alternating order (neither side always runs first)."""
     ratios = []
     for k in range(repeats):
         if k % 2:
-            t_num = _seconds(numerator)
-            t_den = _seconds(denominator)
+            t_num = _seconds(numerator, clock)
+            t_den = _seconds(denominator, clock)
         else:
-            t_den = _seconds(denominator)
-            t_num = _seconds(numerator)
+            t_den = _seconds(denominator, clock)
+            t_num = _seconds(numerator, clock)
         ratios.append(t_num / t_den)
     return ratios
 
 
-def _seconds(fn):
-    t0 = time.perf_counter()
+def _seconds(fn, clock=time.perf_counter):
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0

@@ -22,6 +22,7 @@ the mean over all training samples.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checkpoint import network_from_payload, network_payload, save
+from .checkpoint import network_from_payload, network_payload, read, save
 from .data import Data, as_data, batches, n_samples
 from .divergence import DivergenceGuard
 from .networks import count_parameters, set_trainable
@@ -256,10 +257,11 @@ class _Run:
         self.opt: Optional[torch.optim.Optimizer] = None
         self.plateau = Plateau()
         self.bar = None
+        self.last_val: Optional[tuple[list, float]] = None  # (state_key at the last epoch's end, its val loss)
 
     # -- start: a fresh network or a checkpoint ----------------------------------------------------
     def start(self, net: Optional[nn.Module], resume: Union[bool, str, os.PathLike]) -> None:
-        saved_opt = self.resume(resume) if resume else None
+        saved_opt = self.resume(resume, net) if resume else None
         if not resume:
             self.strategy.check(net)
             self.net = net
@@ -272,10 +274,11 @@ class _Run:
         else:
             self.checkpoint()
 
-    def resume(self, resume: Union[bool, str, os.PathLike]) -> dict:
-        """Restore the network, generator, strategy, counters and log; return the optimizer state."""
-        ckpt = torch.load(_latest_checkpoint(resume, self.out), map_location="cpu", weights_only=True)
-        self.net = network_from_payload(ckpt["net"])
+    def resume(self, resume: Union[bool, str, os.PathLike], model: Optional[nn.Module]) -> dict:
+        """Restore the network (a wrapped one around ``model``, a fresh instance of the user's class),
+        generator, strategy, counters and log; return the optimizer state."""
+        ckpt = read(_latest_checkpoint(resume, self.out), map_location="cpu")
+        self.net = network_from_payload(ckpt["net"], model=model)
         self.ctx.generator.set_state(ckpt["generator"])
         self.strategy.load_state_dict(ckpt["strategy"])
         self.ctx.stage, self.ctx.epoch = ckpt["stage"], ckpt["epoch"]
@@ -306,6 +309,7 @@ class _Run:
             train_loss, val_loss = self.guard.epoch(self.net, self.opt, ctx, self.logger,
                                                     lambda: _train_epoch(self.net, self.strategy, self.opt, ctx))
             ctx.epoch += 1
+            self.last_val = (_state_key(self.net), val_loss)
             self.logger({"event": "epoch", "stage": ctx.stage, "epoch": ctx.epoch, "train_loss": train_loss,
                          "val_loss": val_loss, "wall_time_s": time.perf_counter() - t0})
             if self.bar is not None:
@@ -316,12 +320,23 @@ class _Run:
         """The strategy's post-processing, then the stage record (losses, size), logged."""
         net, ctx = self.net, self.ctx
         record = {"event": "stage", "stage": ctx.stage, "epoch": ctx.epoch, **self.strategy.end_stage(net, ctx)}
-        record.update(train_loss=ctx.loss(net), val_loss=ctx.val_loss(net),
+        train_loss = ctx.loss(net)
+        record.update(train_loss=train_loss, val_loss=self.val_loss(train_loss),
                       n_parameters=count_parameters(net), n_blocks=getattr(net, "n_blocks", None))
         self.logger(record)
         log.info("%s stage %d: train %.4g val %.4g, %d parameters", self.strategy.name, ctx.stage,
                  record["train_loss"], record["val_loss"], record["n_parameters"])
         return record
+
+    def val_loss(self, train_loss: float) -> float:
+        """The validation loss of the network as it is (the training loss without a validation set),
+        reused from the last epoch when no parameter or buffer changed since (the same evaluation of
+        the same tensors: the same number, without a second pass over the validation set)."""
+        if self.ctx.val is None:
+            return train_loss
+        if self.last_val is not None and _same_state(self.last_val[0], _state_key(self.net)):
+            return self.last_val[1]
+        return self.ctx.val_loss(self.net)
 
     def stop_reason(self, record: dict) -> Optional[str]:
         """Why to stop after this stage, or None to grow."""
@@ -376,7 +391,8 @@ def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optiona
     its own batches, order and shuffling, so that a run on it is as deterministic as the loader);
     ``optimizer`` is a factory ``params -> torch.optim.Optimizer`` (default Adam, lr 1e-3); ``seed``
     seeds the generator that shuffles mini-batches and that strategies draw from; ``resume`` is
-    True (latest checkpoint in ``out_dir``) or a checkpoint path, in which case ``net`` may be None.
+    True (latest checkpoint in ``out_dir``) or a checkpoint path, in which case ``net`` may be None
+    (for a run on a wrapped model: a fresh, unwrapped instance of the user's model, as for :func:`growth.load`).
     ``callback(record, net)`` sees every log record with the network being trained.
     ``progress``: a tqdm bar over epochs (default: only when stderr is a terminal).
     """
@@ -395,6 +411,17 @@ def grow(net: Optional[nn.Module], strategy: Strategy, train: Data, val: Optiona
         if reason:
             return run.finish(reason)
         run.checkpoint()
+
+
+def _state_key(net: nn.Module) -> list:
+    """The network's parameters and buffers with their version counters (bumped by every in-place
+    change, e.g. an optimizer step, a ``load_state_dict`` or hard-thresholding)."""
+    return [(t, t._version) for t in itertools.chain(net.parameters(), net.buffers())]
+
+
+def _same_state(a: list, b: list) -> bool:
+    """Whether two :func:`_state_key`\\ s name the same tensors (identity, not values) at the same versions."""
+    return len(a) == len(b) and all(s is t and u == v for (s, u), (t, v) in zip(a, b))
 
 
 def _output_dir(out_dir: Union[str, os.PathLike, None]) -> Optional[Path]:
