@@ -10,8 +10,10 @@ checked on ``example``), and each named module must run exactly once per forward
 The insertion operator of a point follows the shape of its state on ``example``: (n,) dense,
 (C, H, W) convolution with ``kernel_size`` (odd, 'same'), (T, D) token-wise. The inserted blocks use
 ``activation`` (default ``"td"``: σ(0) = σ'(0) = 0 ≠ σ''(0), what the topological derivative needs).
-``n_blocks`` counts the inserted blocks only. A wrapped model is saved with ``state_dict`` (its
-class is the user's: :func:`growth.save` does not know how to rebuild it).
+``n_blocks`` counts the inserted blocks only. :func:`growth.save` writes the wrapping (points, state
+shapes, kernel, σ), the inserted blocks at their locations and every weight; the user's class itself
+is not in the file (it is code, and files are read with ``weights_only=True``), so
+``growth.load(path, model=MyModel())`` takes a fresh instance of it and wraps that.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from .activations import Activation, get_activation
-from .growable import Location, LocationHook
+from .growable import Location, LocationHook, like
 from .operators import ConvOperator, DenseOperator, InsertionOperator, TokenOperator
 
 __all__ = ["Wrapped", "wrap", "operator_for"]
@@ -43,9 +45,15 @@ class Wrapped(nn.Module):
 
     block_kind = "residual"
 
-    def __init__(self, model: nn.Module, points: Sequence[str], example: torch.Tensor, kernel_size: int = 3,
-                 activation: str = "td"):
+    def __init__(self, model: nn.Module, points: Sequence[str], example: Optional[torch.Tensor], kernel_size: int = 3,
+                 activation: str = "td", shapes: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
+        if (example is None) == (shapes is None):
+            raise ValueError("give either an example input (to probe the state shapes) or the shapes")
+        if isinstance(model, Wrapped) or any(isinstance(hook, _PointHook) for module in model.modules()
+                                             for hook in module._forward_hooks.values()):
+            raise ValueError("the model is already wrapped (name all its locations in one growth.wrap; "
+                             "to load or resume, pass a fresh instance of the model)")
         if not points:
             raise ValueError("name at least one location (a submodule whose output is on the residual stream)")
         if len(set(points)) != len(points):
@@ -55,7 +63,7 @@ class Wrapped(nn.Module):
         if unknown:
             raise ValueError(f"model has no submodule {unknown[0]!r}; its submodules are, e.g., "
                              f"{[n for n in modules if n][:8]}")
-        self.model, self.points = model, list(points)
+        self.model, self.points, self.kernel_size = model, list(points), kernel_size
         self.activation_name = activation
         self.activation: Activation = get_activation(activation)
         self.inserted = nn.ModuleList(nn.ModuleList() for _ in self.points)
@@ -63,7 +71,12 @@ class Wrapped(nn.Module):
         self._calls: list[int] = []
         for i, name in enumerate(self.points):
             modules[name].register_forward_hook(_PointHook(self, i))
-        self.operators = self._probe(example, kernel_size)
+        if shapes is None:
+            self.operators = self._probe(example, kernel_size)
+        else:
+            if len(shapes) != len(self.points):
+                raise ValueError(f"{len(shapes)} state shapes for {len(self.points)} locations")
+            self.operators = [operator_for(tuple(shape), kernel_size) for shape in shapes]
 
     def _at_point(self, point: int, h: torch.Tensor) -> torch.Tensor:
         """The stream after point ``point``: its inserted blocks, with the location hook between them."""
@@ -152,6 +165,58 @@ class Wrapped(nn.Module):
 
     def reference_parameter(self) -> torch.Tensor:
         return next(self.model.parameters())
+
+    # -- saving (growth.save / growth.load) ---------------------------------------------------------
+    def architecture(self) -> dict:
+        """The wrapping and the inserted blocks per point, as plain JSON data (the user's model is
+        named by its class, not described: :meth:`from_architecture` takes a fresh instance)."""
+        return {"model": class_name(self.model), "points": list(self.points),
+                "shapes": [list(op.shape) for op in self.operators], "kernel_size": self.kernel_size,
+                "activation": self.activation_name,
+                "inserted": [[_spec(block) for block in blocks] for blocks in self.inserted]}
+
+    @classmethod
+    def from_architecture(cls, arch: dict, model: nn.Module) -> "Wrapped":
+        """``model`` (a fresh instance of the saved model's class) wrapped as ``arch`` says, with the
+        inserted blocks at their locations (weights: ``load_state_dict`` afterwards)."""
+        if class_name(model) != arch["model"]:
+            raise ValueError(f"the file holds a wrapped {arch['model']}, the given model is a {class_name(model)}")
+        net = cls(model, arch["points"], None, arch["kernel_size"], arch["activation"], shapes=arch["shapes"])
+        if len(arch["inserted"]) != len(net.points):
+            raise ValueError(f"{len(arch['inserted'])} lists of inserted blocks for {len(net.points)} locations")
+        for point, specs in enumerate(arch["inserted"]):
+            for spec in specs:
+                net.inserted[point].append(_block(net.operators[point], spec, like(net)))
+        return net
+
+
+def class_name(model: nn.Module) -> str:
+    """``module.QualifiedName`` of the model's class."""
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
+_BUILDERS = {"residual": "block", "conv_residual": "block", "two_weight": "two_weight_block",
+             "conv_two_weight": "two_weight_block"}
+
+
+def _spec(block: nn.Module) -> dict:
+    """The saveable description of an inserted block (an operator's residual or two-weight block)."""
+    kind = getattr(block, "kind", None)
+    if kind not in _BUILDERS:
+        raise TypeError(f"cannot save an inserted {type(block).__name__}: growth.save rebuilds the insertion "
+                        f"operators' blocks ({', '.join(_BUILDERS)})")
+    return block.spec()
+
+
+def _block(operator: InsertionOperator, spec: dict, where: dict) -> nn.Module:
+    """The block of ``spec`` built by ``operator`` (zero weights; the state dict fills them)."""
+    builder = _BUILDERS.get(spec.get("kind"))
+    if builder is None:
+        raise ValueError(f"unknown inserted block kind {spec.get('kind')!r}")
+    block = getattr(operator, builder)(spec["activation"], **where)
+    if block.kind != spec["kind"]:
+        raise ValueError(f"a saved {spec['kind']} block does not fit the {operator} location")
+    return block
 
 
 class _PointHook:
