@@ -79,7 +79,7 @@ def network_from_payload(payload: dict, map_location=None, model: Optional[nn.Mo
     except (KeyError, TypeError) as error:
         raise ValueError(f"a damaged saved {payload['class']}: its architecture has no valid {error}") from None
     state = payload["state_dict"]
-    first = next(iter(state.values()), None)
+    first = next((v for v in state.values() if v.is_floating_point()), None)  # the dtype of the weights
     if first is not None:
         net.to(dtype=first.dtype)
     _check_fits(net, state, payload["class"])

@@ -119,3 +119,27 @@ def _resave(net, tmp_path):
     growth.save(net, path)
     return path
 
+
+
+class _BatchNormNet(torch.nn.Module):
+    """A user's model whose state holds buffers (BatchNorm running statistics, an integer counter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.BatchNorm2d(2))
+        self.head = torch.nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.head(self.stem(x).mean(dim=(2, 3)))
+
+
+def test_wrapped_model_with_buffers_round_trips(tmp_path):
+    x = torch.randn(8, 1, 4, 4, dtype=torch.float64)
+    net = growth.wrap(_BatchNormNet().double(), ["stem"], x[:1])
+    growth.insert_residual(net, 0, torch.randn(2, 2, 3, 3, dtype=torch.float64))
+    net(x)  # training mode: the running statistics move
+    net.eval()
+    growth.save(net, tmp_path / "bn.pt")
+    loaded = growth.load(tmp_path / "bn.pt", model=_BatchNormNet()).eval()
+    assert loaded.model.stem[1].num_batches_tracked.dtype == torch.int64
+    assert torch.equal(loaded(x), net(x))
