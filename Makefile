@@ -88,7 +88,7 @@ $(foreach p,$(PDE_PROBLEMS),$(RUNS_DIR)/$(p)/sweep.done): $(RUNS_DIR)/%/sweep.do
 $(RUNS_DIR)/boston/sweep.done: $(RUNS_DIR)/%/sweep.done: $(TRAIN_CODE) | setup
 	$(SWEEP)
 # the field-to-field CNN reads the navier_stokes dataset
-$(RUNS_DIR)/navier_stokes_cnn/sweep.done: $(DATA_DIR)/navier_stokes.h5 $(TRAIN_CODE) | setup
+$(RUNS_DIR)/navier_stokes_cnn/sweep.done: $(RUNS_DIR)/%/sweep.done: $(DATA_DIR)/navier_stokes.h5 $(TRAIN_CODE) | setup
 	$(SWEEP)
 # MNIST needs its four files (MNIST_DIR, else downloaded into data/mnist): without them and without
 # network the sweep is skipped in one line, every other problem is still run and drawn, and
