@@ -87,11 +87,24 @@ class Stack(Protocol):
     def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]: ...
 
 
+GROWABLE_MEMBERS = ("activation", "block_kind", "n_blocks", "locations", "insert_block", "remove_block",
+                    "reference_parameter")
+STACK_MEMBERS = ("width", "out_features", "input_layer", "blocks", "head", "hidden_states")
+
+
+def has_members(net: nn.Module, members: tuple[str, ...]) -> bool:
+    """Whether ``net`` has every one of ``members`` (a protocol's, e.g. :data:`STACK_MEMBERS`).
+
+    Checked with ``hasattr``, not ``isinstance(net, Protocol)``: from Python 3.12 on, ``isinstance``
+    against a runtime-checkable protocol looks members up statically and so misses submodules, which
+    ``nn.Module`` keeps in ``_modules`` and serves through ``__getattr__``."""
+    return all(hasattr(net, name) for name in members)
+
+
 def check_growable(net: nn.Module) -> None:
     """TypeError naming what is missing unless ``net`` implements :class:`Growable`."""
-    if not isinstance(net, Growable):
-        missing = [name for name in ("activation", "block_kind", "n_blocks", "locations", "insert_block",
-                                     "remove_block", "reference_parameter") if not hasattr(net, name)]
+    if not has_members(net, GROWABLE_MEMBERS):
+        missing = [name for name in GROWABLE_MEMBERS if not hasattr(net, name)]
         raise TypeError(f"{type(net).__name__} is not a growable network (missing {', '.join(missing)}); "
                         "use a growth network or growth.wrap(model, locations=[...])")
 

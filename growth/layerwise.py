@@ -40,7 +40,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .growable import Stack
+from .growable import STACK_MEMBERS, has_members
 from .regularizers import L1, Manifold, PhysicsPenalty, StageSchedule, active_fractions, hard_threshold
 from .trainer import Context, Strategy
 
@@ -53,7 +53,7 @@ def check_layerwise_activation(net: nn.Module) -> None:
     if getattr(net, "block_kind", None) != "residual":
         raise ValueError(f"layerwise training appends residual blocks h + σ(W h + b); got a network of "
                          f"{getattr(net, 'block_kind', None)!r} blocks (use growth.ResidualMLP)")
-    if not isinstance(net, Stack):
+    if not has_members(net, STACK_MEMBERS):
         raise ValueError(f"layerwise training needs a plain stack (input_layer, blocks, head, width); "
                          f"{type(net).__name__} is not one (use growth.ResidualMLP)")
     act = net.activation
