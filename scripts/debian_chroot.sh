@@ -9,9 +9,10 @@
 #    (tracked and untracked-but-not-ignored: no .venv, data or results of the host) at /build/repo
 #    and ../shared at /build/shared, then COMMAND (default: make setup, make test, make figures).
 #    /proc, /sys, /dev, /dev/pts and /dev/shm are mounted while it runs and unmounted on every exit.
-# The chroot's results/smoke/summary.md is copied to results/runs/debian-RELEASE/ and, when this
-# machine has its own (a native make figures ran first, as in .ci/run), its metrics must be the same
-# (scripts/compare_summaries.py).
+# The chroot's results/smoke/summary.md and its smoke runs' metrics.json, meta.json and config.json
+# are copied to results/runs/debian-RELEASE/ and, when this machine has its own smoke runs (a native
+# make figures ran first), every metric must agree (scripts/compare_runs.py: float64 runs to roundoff,
+# float32 runs to roundoff under the same torch build and to a measured tolerance across builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,11 @@ CACHE=${DEBIAN_CHROOT_CACHE:-${XDG_CACHE_HOME:-/var/cache}/growing-pde-nets}
 TRIES=4   # debootstrap and apt-get are retried: a mirror hiccup must not fail a run
 
 die() { echo "error: $*" >&2; exit 1; }
-retry() {   # retry N CMD...: run CMD up to N times, 20 s apart
+retry() {   # retry N CMD...: run CMD up to N times, waiting 30, 60, 120 ... s in between
     local n=$1 i; shift
     for ((i = 1; i <= n; i++)); do
         "$@" && return 0
-        [ "$i" -lt "$n" ] && { echo "debian-chroot: attempt $i of '$*' failed; retrying in 20 s" >&2; sleep 20; }
+        [ "$i" -lt "$n" ] && { echo "debian-chroot: attempt $i of '$*' failed; retrying in $((30 << (i - 1))) s" >&2; sleep $((30 << (i - 1))); }
     done
     return 1
 }
@@ -64,11 +65,24 @@ remove_work() {   # delete the scratch directory only when nothing is mounted in
 
 cleanup() { unmount_all; remove_work; }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
+
+remove_stale_work() {   # what a killed run (SIGKILL, power loss) left: its mounts and scratch directory
+    local stale owner
+    for stale in "$CACHE"/build-"$RELEASE".* "$CACHE"/run-"$RELEASE".*; do
+        [ -d "$stale" ] || continue
+        owner=$(cat "$stale/.owner" 2>/dev/null || true)
+        [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue   # a run in progress
+        echo "debian-chroot: removing $stale, left by an interrupted run"
+        WORK=$stale
+        cleanup || die "could not clean up $stale"
+    done
+}
 
 new_work() {   # new_work NAME: a fresh scratch directory in the cache (apt downloads as user _apt)
     WORK=$(mktemp -d "$CACHE/$1-$RELEASE.XXXXXX")
     chmod 755 "$WORK"
+    echo $$ > "$WORK/.owner"   # this run is alive while this process is
 }
 
 mount_system() {
@@ -150,19 +164,28 @@ run_in_fresh_chroot() {
     echo "debian-chroot: running '$COMMAND' in $RELEASE ($(in_chroot '. /etc/os-release; echo $PRETTY_NAME'))"
     local rc=0
     in_chroot "cd /build/repo && $COMMAND" || rc=$?
-    local out="results/runs/debian-$RELEASE" here="results/smoke/summary.md"
-    if [ -f "$CHROOT/build/repo/$here" ]; then
-        mkdir -p "$out" && cp "$CHROOT/build/repo/$here" "$out/summary.md"
-        echo "debian-chroot: the chroot's summary is in $out/summary.md"
+    local out="results/runs/debian-$RELEASE" runs="results/runs/smoke"
+    rm -rf "$out"
+    if [ -d "$CHROOT/build/repo/$runs" ]; then   # the smoke summary and every run's metrics and versions
+        mkdir -p "$out"
+        cp "$CHROOT/build/repo/results/smoke/summary.md" "$out/" 2>/dev/null || true
+        (cd "$CHROOT/build/repo/$runs" && find . \( -name metrics.json -o -name meta.json -o -name config.json \) -print0 \
+            | tar --null -T - -cf -) | (mkdir -p "$out/smoke" && tar -C "$out/smoke" -xf -)
+        echo "debian-chroot: the chroot's smoke runs are in $out/smoke"
     fi
     [ "$rc" = 0 ] || die "'$COMMAND' failed in $RELEASE (exit $rc)"
-    if [ -f "$out/summary.md" ] && [ -f "$here" ]; then   # this machine's smoke run: same metrics?
-        echo "debian-chroot: metrics of $RELEASE against this machine's $here:"
-        python3 scripts/compare_summaries.py "$here" "$out/summary.md" || die "$RELEASE's metrics differ"
+    if [ -d "$out/smoke" ] && [ -d "$runs" ]; then   # this machine's smoke runs: same metrics?
+        echo "debian-chroot: metrics of $RELEASE against this machine's $runs:"
+        python3 scripts/compare_runs.py "$runs" "$out/smoke" || die "$RELEASE's metrics differ"
     fi
     echo "debian-chroot: $RELEASE passed"
 }
 
+mkdir -p "$CACHE"
+exec 9> "$CACHE/.lock-$RELEASE"   # one builder per release: a second run waits for the cache here
+flock 9
+remove_stale_work
 [ -f "$TARBALL" ] || build_tarball
 [ -f "$UNPACKED/.unpacked" ] || unpack
+flock -u 9
 run_in_fresh_chroot
