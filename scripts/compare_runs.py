@@ -15,8 +15,8 @@ Every ``metrics.json`` under RUNS_A is paired with the one at the same relative 
   training (measured: pip torch 2.6.0 against 2.13.0 on Debian 12 differ by at most 8.6e-7).
 * float32 under different builds: OTHER_BUILD_FLOAT32 = 5e-2. Debian's own torch builds round float32
   differently from PyPI's (other BLAS and kernels), and a few hundred epochs amplify it; measured
-  against pip's 2.13.0: Debian 13's 2.6.0 up to 3.5e-3, Debian unstable's 2.14.1 up to 1.4e-2 (the
-  Navier-Stokes layerwise-SRL runs). A code change that alters the numbers shows in the float64
+  against pip's 2.13.0: Debian 13's 2.6.0 up to 5.8e-3 (an MNIST validation loss), Debian unstable's
+  2.14.1 up to 1.4e-2 (a Navier-Stokes layerwise-SRL test MSE). A code change that alters the numbers shows in the float64
   problems at 1e-9 on every stack.
 
 Integer and text metrics (``n_parameters``, ``n_blocks``, ``n_epochs``, ``stop_reason``) must be
